@@ -1,0 +1,155 @@
+// Package metrics holds the Prometheus metrics every part exports on
+// /metrics: events in, invocations out, replies sent, rate limiting, dead
+// letters, per-stage latency and consumer backlogs.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Registry is the process's registry; parts in one process (dev) share it.
+var Registry = prometheus.NewRegistry()
+
+var latencyBuckets = []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+var (
+	// EventsIn counts events collectors published, by platform and kind.
+	EventsIn = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_events_in_total", Help: "Events published by collectors.",
+	}, []string{"platform", "kind"})
+	// EventsRouted counts events the router finished, by outcome.
+	EventsRouted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_events_routed_total", Help: "Events the router finished, by outcome (invoked, ignored, denied, limited, cooling).",
+	}, []string{"outcome"})
+	// InvocationsOut counts invocations the router published, by module.
+	InvocationsOut = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_invocations_out_total", Help: "Invocations published by the router.",
+	}, []string{"module"})
+	// InvocationsHandled counts invocations modules finished, by outcome.
+	InvocationsHandled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_invocations_handled_total", Help: "Invocations finished by modules (ok, replayed, failed).",
+	}, []string{"module", "outcome"})
+	// RepliesPublished counts reply messages modules published.
+	RepliesPublished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_replies_published_total", Help: "Reply parts published to WB_REPLIES.",
+	}, []string{"platform"})
+	// RepliesSent counts replies senders delivered to a platform.
+	RepliesSent = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_replies_sent_total", Help: "Replies delivered to platforms.",
+	}, []string{"platform"})
+	// RateLimited counts commands or sends held back, by what held them.
+	RateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_rate_limited_total", Help: "Commands or sends held back (user_rate, channel_rate, cooldown_user, cooldown_global, throttle, send_budget).",
+	}, []string{"limit"})
+	// DeadLettered counts messages sent to WB_DLQ, by stream.
+	DeadLettered = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_dead_lettered_total", Help: "Messages dead-lettered.",
+	}, []string{"stream", "consumer"})
+	// HandlerFailures counts failed handler runs (not deferrals).
+	HandlerFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_handler_failures_total", Help: "Handler runs that failed and will be retried or dead-lettered.",
+	}, []string{"stream", "consumer"})
+	// Deferred counts messages put back without a failure (budget waits, paused dependencies).
+	Deferred = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_deferred_total", Help: "Messages put back for later without counting a failure.",
+	}, []string{"stream", "consumer", "why"})
+	// Paused is 1 while a consumer waits for a dependency to come back.
+	Paused = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "waddlebot_consumer_paused", Help: "1 while a consumer is paused for an unavailable dependency.",
+	}, []string{"stream", "consumer"})
+	// PossibleDuplicateSends counts sends that may have reached the platform
+	// twice (accepted, then the ack was lost).
+	PossibleDuplicateSends = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_possible_duplicate_sends_total", Help: "Redelivered replies whose first send may already have reached the platform.",
+	}, []string{"platform"})
+	// StageLatency measures each stage: route, handle, send, end_to_end.
+	StageLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "waddlebot_stage_latency_seconds", Help: "Latency per stage: route (event received to invocation published), handle (invocation to result published), send (reply to platform accepted), end_to_end (event received to reply sent).",
+		Buckets: latencyBuckets,
+	}, []string{"stage"})
+)
+
+func init() {
+	Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		EventsIn, EventsRouted, InvocationsOut, InvocationsHandled, RepliesPublished, RepliesSent,
+		RateLimited, DeadLettered, HandlerFailures, Deferred, Paused, PossibleDuplicateSends,
+		StageLatency, pending,
+	)
+}
+
+// Since observes the time since start in a stage.
+func Since(stage string, start time.Time) {
+	if start.IsZero() {
+		return
+	}
+	StageLatency.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+}
+
+// Handler serves /metrics.
+func Handler() http.Handler {
+	return promhttp.HandlerFor(Registry, promhttp.HandlerOpts{Registry: Registry})
+}
+
+// PendingFunc reports a consumer's backlog: messages not yet delivered and
+// messages delivered but not acknowledged.
+type PendingFunc func(ctx context.Context) (pending uint64, ackPending int, err error)
+
+type pendingCollector struct {
+	mu    sync.Mutex
+	funcs map[[2]string]PendingFunc
+	desc  *prometheus.Desc
+	ack   *prometheus.Desc
+}
+
+var pending = &pendingCollector{
+	funcs: map[[2]string]PendingFunc{},
+	desc:  prometheus.NewDesc("waddlebot_consumer_pending", "Messages waiting for a consumer.", []string{"stream", "consumer"}, nil),
+	ack:   prometheus.NewDesc("waddlebot_consumer_ack_pending", "Messages delivered to a consumer and not yet acknowledged.", []string{"stream", "consumer"}, nil),
+}
+
+// WatchConsumer adds a consumer's backlog to /metrics until the returned
+// function is called.
+func WatchConsumer(stream, consumer string, f PendingFunc) (stop func()) {
+	key := [2]string{stream, consumer}
+	pending.mu.Lock()
+	pending.funcs[key] = f
+	pending.mu.Unlock()
+	return func() {
+		pending.mu.Lock()
+		delete(pending.funcs, key)
+		pending.mu.Unlock()
+	}
+}
+
+func (p *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- p.desc
+	ch <- p.ack
+}
+
+func (p *pendingCollector) Collect(ch chan<- prometheus.Metric) {
+	p.mu.Lock()
+	funcs := make(map[[2]string]PendingFunc, len(p.funcs))
+	for k, f := range p.funcs {
+		funcs[k] = f
+	}
+	p.mu.Unlock()
+	for k, f := range funcs {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		n, ack, err := f(ctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(p.desc, prometheus.GaugeValue, float64(n), k[0], k[1])
+		ch <- prometheus.MustNewConstMetric(p.ack, prometheus.GaugeValue, float64(ack), k[0], k[1])
+	}
+}

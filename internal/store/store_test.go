@@ -1,0 +1,342 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/waddlebot/waddlebot/internal/logging"
+	"github.com/waddlebot/waddlebot/internal/store"
+	"github.com/waddlebot/waddlebot/internal/store/storetest"
+	"github.com/waddlebot/waddlebot/schemas"
+)
+
+var ctx = context.Background()
+
+func TestResolveChannelCreatesOneProvisionalCommunity(t *testing.T) {
+	s := storetest.New(t)
+	ch := store.Channel{Platform: "twitch", ChannelID: "123", Name: "waddle"}
+	var wg sync.WaitGroup
+	ids := make([]string, 8)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := s.ResolveChannel(ctx, ch)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = c.ID
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("racing resolutions gave different communities: %v", ids)
+		}
+	}
+	c, err := s.Community(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Provisional || c.Prefix != "!" || c.TimeZone != "UTC" || c.Locale != "en" || c.Name != "twitch:waddle" {
+		t.Fatalf("provisional community = %+v", c)
+	}
+	var n int
+	if err := s.Pool().QueryRow(ctx, "SELECT count(*) FROM communities").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d communities (err %v), want 1", n, err)
+	}
+	other, err := s.ResolveChannel(ctx, store.Channel{Platform: "discord", ChannelID: "123"})
+	if err != nil || other.ID == c.ID {
+		t.Fatalf("another platform's channel shares a community: %v %v", other, err)
+	}
+}
+
+func TestClaimChannelRemovesEmptyProvisionalCommunity(t *testing.T) {
+	s := storetest.New(t)
+	ch := store.Channel{Platform: "twitch", ChannelID: "42", Name: "bob"}
+	prov, err := s.ResolveChannel(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned, err := s.CreateCommunity(ctx, "alice", store.NewCommunity{Name: "Penguins", Prefix: "?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClaimChannel(ctx, "alice", owned.ID, ch); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ResolveChannel(ctx, ch)
+	if err != nil || got.ID != owned.ID || got.Prefix != "?" || got.Provisional {
+		t.Fatalf("after claim: %+v, %v", got, err)
+	}
+	if _, err := s.Community(ctx, prov.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("provisional community still there: %v", err)
+	}
+	log, err := s.AuditLog(ctx, owned.ID, 10)
+	if err != nil || len(log) != 2 || log[0].Action != "channel.claim" || log[1].Action != "community.create" {
+		t.Fatalf("audit log = %+v, %v", log, err)
+	}
+}
+
+func manifest(version string) schemas.Manifest {
+	return schemas.Manifest{Name: "core", Version: version, DefaultEnabled: true,
+		Commands: []schemas.CommandSpec{{Name: "ping", Permission: "everyone", Usage: "!ping " + version}}}
+}
+
+func TestUpsertManifestNewerWins(t *testing.T) {
+	s := storetest.New(t)
+	steps := []struct {
+		version string
+		changed bool
+		want    string
+	}{
+		{"1.2.0", true, "1.2.0"},
+		{"1.2.0", false, "1.2.0"},
+		{"1.1.9", false, "1.2.0"},
+		{"1.10.0", true, "1.10.0"},
+		{"1.9.0", false, "1.10.0"},
+	}
+	for _, st := range steps {
+		changed, err := s.UpsertManifest(ctx, manifest(st.version), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cat, err := s.Catalogue(ctx)
+		if err != nil || len(cat) != 1 {
+			t.Fatalf("catalogue = %v, %v", cat, err)
+		}
+		if changed != st.changed || cat[0].Manifest.Version != st.want {
+			t.Fatalf("upsert %s: changed %v, version %s; want %v, %s", st.version, changed, cat[0].Manifest.Version, st.changed, st.want)
+		}
+	}
+	bad := manifest("1.0")
+	if _, err := s.UpsertManifest(ctx, bad, true); !errors.Is(err, schemas.ErrInvalid) {
+		t.Fatalf("bad version accepted: %v", err)
+	}
+}
+
+func TestCommunityChoices(t *testing.T) {
+	s := storetest.New(t)
+	c, err := s.CreateCommunity(ctx, "owner", store.NewCommunity{Name: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetModule(ctx, "owner", c.ID, "ai", true, json.RawMessage(`{"model":"llama3.2"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetModule(ctx, "owner", c.ID, "ai", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	mods, err := s.CommunityModules(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mods["ai"]; m.Enabled || string(m.Settings) != `{"model": "llama3.2"}` {
+		t.Fatalf("ai choice = %+v (%s)", m, m.Settings)
+	}
+	perm, cd := "moderator", int64(5000)
+	if err := s.SetCommandOverride(ctx, "owner", c.ID, "ping", store.CommandOverride{Permission: &perm, UserCooldownMS: &cd}); err != nil {
+		t.Fatal(err)
+	}
+	bad := "king"
+	if err := s.SetCommandOverride(ctx, "owner", c.ID, "ping", store.CommandOverride{Permission: &bad}); !errors.Is(err, schemas.ErrInvalid) {
+		t.Fatalf("unknown permission accepted: %v", err)
+	}
+	ov, err := s.CommandOverrides(ctx, c.ID)
+	if err != nil || *ov["ping"].Permission != "moderator" || *ov["ping"].UserCooldownMS != 5000 || ov["ping"].Enabled != nil {
+		t.Fatalf("overrides = %+v, %v", ov, err)
+	}
+}
+
+func TestRunOnceCommitsOnceAndReplays(t *testing.T) {
+	s := storetest.New(t)
+	if _, err := s.Pool().Exec(ctx, "CREATE TABLE counter (n int)"); err != nil {
+		t.Fatal(err)
+	}
+	id := schemas.InvocationID(schemas.NewEventID(), "count", "cmd:count")
+	runs := 0
+	work := func(ctx context.Context, tx pgx.Tx) ([]store.OutMessage, error) {
+		runs++
+		var n int
+		if err := tx.QueryRow(ctx, "INSERT INTO counter VALUES ((SELECT count(*) + 1 FROM counter)) RETURNING n").Scan(&n); err != nil {
+			return nil, err
+		}
+		return []store.OutMessage{{Subject: "wb.reply.console.demo", MsgID: "r1", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))}}, nil
+	}
+	first, replayed, err := s.RunOnce(ctx, id, "count", "", work)
+	if err != nil || replayed || len(first) != 1 {
+		t.Fatalf("first run: %v %v %v", first, replayed, err)
+	}
+	second, replayed, err := s.RunOnce(ctx, id, "count", "", work)
+	if err != nil || !replayed {
+		t.Fatalf("second run: replayed %v, %v", replayed, err)
+	}
+	if runs != 1 || string(second[0].Data) != string(first[0].Data) || second[0].MsgID != "r1" {
+		t.Fatalf("work ran %d times; replay %s vs %s", runs, second[0].Data, first[0].Data)
+	}
+	unsent, err := s.Unsent(ctx, "count", 0, 10)
+	if err != nil || len(unsent) != 1 {
+		t.Fatalf("unsent = %v, %v", unsent, err)
+	}
+	if err := s.MarkSent(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if unsent, _ := s.Unsent(ctx, "count", 0, 10); len(unsent) != 0 {
+		t.Fatalf("still unsent after MarkSent: %v", unsent)
+	}
+}
+
+func TestRunOnceRollsBackFailedWork(t *testing.T) {
+	s := storetest.New(t)
+	if _, err := s.Pool().Exec(ctx, "CREATE TABLE counter (n int)"); err != nil {
+		t.Fatal(err)
+	}
+	id := schemas.InvocationID(schemas.NewEventID(), "count", "cmd:count")
+	boom := errors.New("boom")
+	_, _, err := s.RunOnce(ctx, id, "count", "", func(ctx context.Context, tx pgx.Tx) ([]store.OutMessage, error) {
+		if _, err := tx.Exec(ctx, "INSERT INTO counter VALUES (1)"); err != nil {
+			return nil, err
+		}
+		return nil, boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	var n int
+	_ = s.Pool().QueryRow(ctx, "SELECT count(*) FROM counter").Scan(&n)
+	if n != 0 {
+		t.Fatal("failed work's write was committed")
+	}
+	_, replayed, err := s.RunOnce(ctx, id, "count", "", func(ctx context.Context, tx pgx.Tx) ([]store.OutMessage, error) { return nil, nil })
+	if err != nil || replayed {
+		t.Fatalf("retry after failure: replayed %v, %v", replayed, err)
+	}
+}
+
+func TestRunOnceConcurrentRunsOnce(t *testing.T) {
+	s := storetest.New(t)
+	id := schemas.InvocationID(schemas.NewEventID(), "slow", "cmd:slow")
+	var mu sync.Mutex
+	runs := 0
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := s.RunOnce(ctx, id, "slow", "", func(ctx context.Context, tx pgx.Tx) ([]store.OutMessage, error) {
+				mu.Lock()
+				runs++
+				mu.Unlock()
+				time.Sleep(100 * time.Millisecond)
+				return []store.OutMessage{{Subject: "s", MsgID: "m", Data: json.RawMessage(`1`)}}, nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if runs != 1 {
+		t.Fatalf("work ran %d times", runs)
+	}
+}
+
+func TestSecretsRoundTripAndBinding(t *testing.T) {
+	s := storetest.New(t)
+	if err := s.PutSecret(ctx, nil, "global", "twitch_token", []byte("oauth:abc")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Secret(ctx, "global", "twitch_token")
+	if err != nil || string(got) != "oauth:abc" {
+		t.Fatalf("secret = %q, %v", got, err)
+	}
+	var raw []byte
+	_ = s.Pool().QueryRow(ctx, "SELECT ciphertext FROM secrets").Scan(&raw)
+	if string(raw) == "oauth:abc" || len(raw) == 0 {
+		t.Fatal("secret stored in the clear")
+	}
+	// A row moved under another name must not decrypt.
+	if _, err := s.Pool().Exec(ctx, "UPDATE secrets SET name = 'other'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Secret(ctx, "global", "other"); err == nil {
+		t.Fatal("a secret decrypted under another name")
+	}
+	if _, err := s.Secret(ctx, "global", "missing"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing secret: %v", err)
+	}
+}
+
+func TestParseSecretKey(t *testing.T) {
+	key := store.NewSecretKey()
+	if b, err := store.ParseSecretKey(key); err != nil || len(b) != 32 {
+		t.Fatalf("generated key unreadable: %v", err)
+	}
+	for _, bad := range []string{"", "short", "0123456789abcdef"} {
+		if _, err := store.ParseSecretKey(bad); err == nil {
+			t.Errorf("key %q accepted", bad)
+		}
+	}
+}
+
+func TestCreateDatabaseWhenAllowed(t *testing.T) {
+	url := storetest.URL(t)
+	missing := url[:len(url)-len("?sslmode=disable")]
+	missing = missing + "_new"
+	if _, err := store.Open(ctx, store.Config{URL: missing, Logger: logging.Discard()}); !errors.Is(err, store.ErrNoDatabase) {
+		t.Fatalf("open of a missing database without permission: %v", err)
+	}
+	s, err := store.Open(ctx, store.Config{URL: missing, CreateDatabase: true, Logger: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		admin, err := pgx.Connect(ctx, storetest.ServerURL())
+		if err == nil {
+			_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{missingName(missing)}.Sanitize()+" WITH (FORCE)")
+			admin.Close(ctx)
+		}
+	})
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("second migrate: %v", err)
+	}
+}
+
+func missingName(url string) string {
+	cfg, _ := pgx.ParseConfig(url)
+	return cfg.Database
+}
+
+func TestIsUnavailable(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{&pgconn.PgError{Code: "08006"}, true},
+		{&pgconn.PgError{Code: "57P01"}, true},
+		{&pgconn.PgError{Code: "23505"}, false},
+		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
+		{fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: "42P01"}), false},
+		{errors.New("quote not found"), false},
+	}
+	for _, tt := range tests {
+		if got := store.IsUnavailable(tt.err); got != tt.want {
+			t.Errorf("IsUnavailable(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
