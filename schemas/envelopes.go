@@ -166,18 +166,18 @@ type EventData struct {
 type Event struct {
 	Version int `json:"version" jsonschema:"minimum=1"`
 	// ID is deterministic: see EventID and NewEventID.
-	ID              string    `json:"id" jsonschema:"format=uuid"`
-	Platform        string    `json:"platform" jsonschema:"enum=twitch,enum=discord,enum=slack,enum=console"`
-	PlatformEventID string    `json:"platform_event_id,omitempty"`
-	Kind            Kind      `json:"kind" jsonschema:"enum=chat,enum=command,enum=follow,enum=subscription,enum=gift,enum=cheer,enum=raid,enum=join,enum=leave,enum=ban,enum=unban,enum=timeout,enum=stream_online,enum=stream_offline"`
-	Channel         Channel   `json:"channel"`
-	User            User      `json:"user"`
-	Text            string    `json:"text,omitempty"`
-	ThreadID        string    `json:"thread_id,omitempty"`
-	ReplyToID       string    `json:"reply_to_id,omitempty"`
+	ID              string     `json:"id" jsonschema:"format=uuid"`
+	Platform        string     `json:"platform" jsonschema:"enum=twitch,enum=discord,enum=slack,enum=console"`
+	PlatformEventID string     `json:"platform_event_id,omitempty"`
+	Kind            Kind       `json:"kind" jsonschema:"enum=chat,enum=command,enum=follow,enum=subscription,enum=gift,enum=cheer,enum=raid,enum=join,enum=leave,enum=ban,enum=unban,enum=timeout,enum=stream_online,enum=stream_offline"`
+	Channel         Channel    `json:"channel"`
+	User            User       `json:"user"`
+	Text            string     `json:"text,omitempty"`
+	ThreadID        string     `json:"thread_id,omitempty"`
+	ReplyToID       string     `json:"reply_to_id,omitempty"`
 	Data            *EventData `json:"data,omitempty"`
-	OccurredAt      time.Time `json:"occurred_at"`
-	ReceivedAt      time.Time `json:"received_at"`
+	OccurredAt      time.Time  `json:"occurred_at"`
+	ReceivedAt      time.Time  `json:"received_at"`
 }
 
 // MaxEventText bounds an event's text; no platform sends more.

@@ -23,9 +23,9 @@ type Manifest struct {
 	External bool `json:"external,omitempty"`
 	// DefaultEnabled is whether a community without its own choice has the
 	// module on (everyday modules: on; AI and external modules: off).
-	DefaultEnabled bool           `json:"default_enabled"`
-	Commands       []CommandSpec  `json:"commands,omitempty"`
-	Triggers       []TriggerSpec  `json:"triggers,omitempty"`
+	DefaultEnabled bool            `json:"default_enabled"`
+	Commands       []CommandSpec   `json:"commands,omitempty"`
+	Triggers       []TriggerSpec   `json:"triggers,omitempty"`
 	Settings       json.RawMessage `json:"settings,omitempty"` // a JSON Schema for the module's settings
 	// Writes says the module changes PostgreSQL, so its results go through
 	// the outbox.

@@ -430,10 +430,10 @@ type Loaded struct {
 // Loader binds the settings of some groups to a flag set, so that a command
 // shows only the flags it reads.
 type Loader struct {
-	fs      *flag.FlagSet
-	groups  map[Group]bool
-	flagged map[string]*string
-	getenv  func(string) string
+	fs       *flag.FlagSet
+	groups   map[Group]bool
+	flagged  map[string]*string
+	getenv   func(string) string
 	readFile func(string) ([]byte, error)
 }
 

@@ -269,4 +269,3 @@ func IsUnavailable(err error) bool {
 		strings.Contains(msg, "unexpected EOF") || strings.Contains(msg, "broken pipe") ||
 		strings.Contains(msg, "connection reset")
 }
-
