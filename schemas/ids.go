@@ -42,6 +42,11 @@ func ReplyID(parentID string, n int) string {
 	return uuid.NewSHA1(parseOrHash(parentID), []byte(strconv.Itoa(n))).String()
 }
 
+// OverlayID names overlay item n (from 1) of an invocation's result.
+func OverlayID(parentID string, n int) string {
+	return uuid.NewSHA1(parseOrHash(parentID), []byte("overlay:"+strconv.Itoa(n))).String()
+}
+
 // ReplayMsgID is the Nats-Msg-Id of a message replayed from the dead-letter
 // stream: distinct from the original's, so the duplicate window lets it in,
 // and the same for a repeated replay of one dead letter.

@@ -32,6 +32,7 @@ var Envelopes = map[string]any{
 	"dead_letter":  &schemas.DeadLetter{},
 	"api_request":  &schemas.APIRequest{},
 	"api_response": &schemas.APIResponse{},
+	"manifest":     &schemas.Manifest{},
 }
 
 // Names lists the envelope names in a stable order.
