@@ -5,7 +5,8 @@
 CREATE TABLE communities (
     id          uuid PRIMARY KEY,
     name        text        NOT NULL,
-    prefix      text        NOT NULL DEFAULT '!' CHECK (length(prefix) BETWEEN 1 AND 3 AND prefix !~ '\s'),
+    -- 1 to 3 punctuation characters; '#' is reserved for external modules.
+    prefix      text        NOT NULL DEFAULT '!' CHECK (length(prefix) BETWEEN 1 AND 3 AND prefix !~ '[[:alnum:][:space:]#]'),
     time_zone   text        NOT NULL DEFAULT 'UTC',
     locale      text        NOT NULL DEFAULT 'en',
     provisional boolean     NOT NULL DEFAULT false,

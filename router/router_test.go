@@ -1,0 +1,482 @@
+package router_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/waddlebot/waddlebot/internal/logging"
+	"github.com/waddlebot/waddlebot/internal/natsx"
+	"github.com/waddlebot/waddlebot/internal/natsx/natstest"
+	"github.com/waddlebot/waddlebot/internal/store"
+	"github.com/waddlebot/waddlebot/internal/store/storetest"
+	"github.com/waddlebot/waddlebot/router"
+	"github.com/waddlebot/waddlebot/schemas"
+)
+
+var ctx = context.Background()
+
+var testModules = []schemas.Manifest{
+	{Name: "core", Version: "1.0.0", DefaultEnabled: true, Commands: []schemas.CommandSpec{
+		{Name: "ping", Permission: "everyone"},
+		{Name: "slow", Permission: "everyone", UserCooldownMS: 60_000},
+		{Name: "once", Permission: "everyone", GlobalCooldownMS: 60_000},
+		{Name: "modonly", Aliases: []string{"mo"}, Permission: "moderator"},
+	}},
+	{Name: "rep", Version: "1.0.0", DefaultEnabled: true,
+		Commands: []schemas.CommandSpec{{Name: "rep", Permission: "everyone"}},
+		Triggers: []schemas.TriggerSpec{
+			{Kind: schemas.KindChat, Per: schemas.ThrottleUser, WindowMS: 60_000},
+			{Kind: schemas.KindFollow},
+		}},
+	{Name: "ai", Version: "1.0.0", DefaultEnabled: false, Commands: []schemas.CommandSpec{{Name: "ai", Permission: "everyone"}}},
+	{Name: "weather", Version: "1.0.0", External: true, DefaultEnabled: true, Commands: []schemas.CommandSpec{{Name: "weather", Permission: "everyone"}}},
+}
+
+type rig struct {
+	env   *natstest.Env
+	store *store.Store
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := &rig{env: natstest.Start(t, nil), store: storetest.New(t)}
+	for _, m := range testModules {
+		if _, err := r.store.UpsertManifest(ctx, m, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+func (r *rig) config(conn *natsx.Conn) router.Config {
+	return router.Config{Conn: conn, Store: r.store, Concurrency: 32, MaxFailures: 3,
+		Backoff: []time.Duration{10 * time.Millisecond}, UserRateLimit: 60, UserRateWindow: time.Minute,
+		ChannelRateLimit: 300, ChannelRateWindow: time.Minute, CacheTTL: time.Minute, Logger: logging.Discard()}
+}
+
+// start runs a router replica on its own connection until the test ends.
+func (r *rig) start(t *testing.T, tune func(*router.Config)) {
+	t.Helper()
+	cfg := r.config(r.env.Connect(t))
+	if tune != nil {
+		tune(&cfg)
+	}
+	rt, err := router.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = rt.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for !rt.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("router never became ready")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type chat struct {
+	channel, user, text string
+	roles               []schemas.Role
+	kind                schemas.Kind
+	id                  string
+}
+
+func (r *rig) send(t *testing.T, c chat) *schemas.Event {
+	t.Helper()
+	if c.kind == "" {
+		c.kind = schemas.KindChat
+	}
+	if c.channel == "" {
+		c.channel = "demo"
+	}
+	if c.id == "" {
+		c.id = schemas.NewEventID()
+	}
+	now := time.Now().UTC()
+	ev := &schemas.Event{Version: 1, ID: c.id, Platform: "console", Kind: c.kind,
+		Channel: schemas.Channel{ID: c.channel, Name: c.channel},
+		User:    schemas.User{ID: c.user, Login: c.user, Roles: c.roles},
+		Text:    c.text, OccurredAt: now, ReceivedAt: now}
+	r.publishEvent(t, ev, ev.ID)
+	return ev
+}
+
+func (r *rig) publishEvent(t *testing.T, ev *schemas.Event, msgID string) {
+	t.Helper()
+	body, _ := json.Marshal(ev)
+	if _, err := r.env.Conn.JS.Publish(ctx, ev.Subject(), body, jetstream.WithMsgID(msgID)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// invocations reads every invocation stored in WB_COMMANDS.
+func (r *rig) invocations(t *testing.T) []schemas.Invocation {
+	t.Helper()
+	return readAll[schemas.Invocation](t, r.env.Conn.JS, schemas.StreamCommands)
+}
+
+// commands reads the command invocations only (chat triggers fire too).
+func (r *rig) commands(t *testing.T) []schemas.Invocation {
+	t.Helper()
+	var out []schemas.Invocation
+	for _, inv := range r.invocations(t) {
+		if strings.HasPrefix(inv.Route, schemas.RouteCommand) {
+			out = append(out, inv)
+		}
+	}
+	return out
+}
+
+func readAll[T any](t *testing.T, js jetstream.JetStream, stream string) []T {
+	t.Helper()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []T
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(m.Data, &v); err != nil {
+			t.Fatalf("%s seq %d: %v", stream, seq, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// settle waits until the router has acked everything published so far.
+func (r *rig) settle(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := r.env.Conn.JS.Consumer(ctx, schemas.StreamEvents, "router")
+		if err == nil {
+			info, err := c.Info(ctx)
+			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("router did not finish the events")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRoutesCommandToModule(t *testing.T) {
+	r := newRig(t)
+	r.start(t, nil)
+	ev := r.send(t, chat{user: "alice", text: `!ping "a b" c`})
+	r.settle(t)
+	invs := r.commands(t)
+	if len(invs) != 1 {
+		t.Fatalf("%d invocations, want 1", len(invs))
+	}
+	inv := invs[0]
+	if err := inv.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := schemas.InvocationID(ev.ID, "core", "cmd:ping")
+	if inv.ID != want || inv.Module != "core" || inv.Route != "cmd:ping" || inv.Command != "ping" ||
+		len(inv.Args) != 2 || inv.Args[0] != "a b" || inv.ArgText != `"a b" c` {
+		t.Fatalf("invocation = %+v", inv)
+	}
+	if !inv.Community.Provisional || inv.Community.Prefix != "!" || inv.Event.ID != ev.ID {
+		t.Fatalf("community/event = %+v / %s", inv.Community, inv.Event.ID)
+	}
+	if !inv.Deadline.After(ev.ReceivedAt) {
+		t.Fatalf("deadline %v not after %v", inv.Deadline, ev.ReceivedAt)
+	}
+}
+
+func TestDecisions(t *testing.T) {
+	r := newRig(t)
+	r.start(t, nil)
+	mod := []schemas.Role{schemas.RoleModerator}
+	cases := []struct {
+		name string
+		msg  chat
+		want []string // routes expected, as module/route
+	}{
+		{"plain chat", chat{user: "u1", text: "hello there"}, nil},
+		{"unknown command", chat{user: "u1", text: "!nosuch"}, nil},
+		{"known command", chat{user: "u1", text: "!ping"}, []string{"core/cmd:ping"}},
+		{"member denied moderator command", chat{user: "u1", text: "!modonly"}, nil},
+		{"moderator by alias", chat{user: "m1", text: "!mo", roles: mod}, []string{"core/cmd:modonly"}},
+		{"module off by default", chat{user: "u1", text: "!ai hi"}, nil},
+		{"external prefix", chat{user: "u1", text: "#weather berlin"}, []string{"weather/cmd:weather"}},
+		{"external needs #", chat{user: "u1", text: "!weather berlin"}, nil},
+		{"slash command", chat{user: "u1", text: "ping", kind: schemas.KindCommand}, []string{"core/cmd:ping"}},
+		{"follow trigger", chat{user: "u1", kind: schemas.KindFollow}, []string{"rep/on:follow"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := len(r.invocations(t))
+			c.msg.channel = "decisions"
+			// A chat trigger with a per-user throttle fires once per user;
+			// burn it first so it does not blur the command cases.
+			r.send(t, chat{channel: "decisions", user: c.msg.user, text: "warm up", roles: c.msg.roles})
+			r.settle(t)
+			before = len(r.invocations(t))
+			r.send(t, c.msg)
+			r.settle(t)
+			got := []string{}
+			for _, inv := range r.invocations(t)[before:] {
+				got = append(got, inv.Module+"/"+inv.Route)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(append([]string{}, c.want...)) {
+				t.Fatalf("routes = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestChatTriggerThrottledPerUser(t *testing.T) {
+	r := newRig(t)
+	r.start(t, nil)
+	for range 3 {
+		r.send(t, chat{user: "alice", text: "hi"})
+	}
+	r.send(t, chat{user: "bob", text: "hi"})
+	r.settle(t)
+	count := map[string]int{}
+	for _, inv := range r.invocations(t) {
+		if inv.Route == "on:chat" {
+			count[inv.Event.User.ID]++
+		}
+	}
+	if count["alice"] != 1 || count["bob"] != 1 {
+		t.Fatalf("chat triggers per user = %v, want one each", count)
+	}
+}
+
+// TestCooldownHoldsAcrossRouterReplicas is the issue's test: two router
+// replicas share the consumer, and a per-user cooldown still lets exactly one
+// command through.
+func TestCooldownHoldsAcrossRouterReplicas(t *testing.T) {
+	r := newRig(t)
+	var routed [2]atomic.Int32
+	for i := range routed {
+		// A tiny cache TTL makes each replica go to the store per event, so
+		// the counts show which replica routed what.
+		r.start(t, func(c *router.Config) { c.Store = countingStore{c.Store, &routed[i]}; c.CacheTTL = time.Millisecond })
+	}
+	for range 20 {
+		r.send(t, chat{user: "alice", text: "!slow"})
+	}
+	for range 5 {
+		r.send(t, chat{user: "bob", text: "!slow"})
+	}
+	for range 5 {
+		r.send(t, chat{user: "carol", text: "!once"})
+		r.send(t, chat{user: "dave", text: "!once"})
+	}
+	r.settle(t)
+	count := map[string]int{}
+	for _, inv := range r.invocations(t) {
+		if inv.Route == "cmd:slow" || inv.Route == "cmd:once" {
+			count[inv.Route+"/"+inv.Event.User.ID]++
+		}
+	}
+	if count["cmd:slow/alice"] != 1 || count["cmd:slow/bob"] != 1 {
+		t.Fatalf("per-user cooldown broke: %v", count)
+	}
+	if count["cmd:once/carol"]+count["cmd:once/dave"] != 1 {
+		t.Fatalf("global cooldown broke: %v", count)
+	}
+	// Both replicas did work, or the test proves nothing about sharing.
+	for i := range routed {
+		if routed[i].Load() == 0 {
+			t.Fatalf("replica %d routed nothing", i)
+		}
+	}
+}
+
+// countingStore counts the events one replica resolved.
+type countingStore struct {
+	router.Store
+	n *atomic.Int32
+}
+
+func (c countingStore) CommunityModules(ctx context.Context, id string) (map[string]store.ModuleChoice, error) {
+	c.n.Add(1)
+	return c.Store.CommunityModules(ctx, id)
+}
+
+func TestUserRateLimit(t *testing.T) {
+	r := newRig(t)
+	r.start(t, func(c *router.Config) { c.UserRateLimit = 3 })
+	for range 6 {
+		r.send(t, chat{user: "spammer", text: "!ping"})
+	}
+	r.send(t, chat{user: "calm", text: "!ping"})
+	r.settle(t)
+	count := map[string]int{}
+	for _, inv := range r.invocations(t) {
+		if inv.Route == "cmd:ping" {
+			count[inv.Event.User.ID]++
+		}
+	}
+	if count["spammer"] != 3 || count["calm"] != 1 {
+		t.Fatalf("invocations per user = %v, want spammer 3, calm 1", count)
+	}
+}
+
+// TestRedeliveredEventGivesSameInvocation publishes one event twice under
+// different message ids (as a collector retry past the window would): the
+// cooldown recognizes the event and the invocation id dedupes.
+func TestRedeliveredEventGivesSameInvocation(t *testing.T) {
+	r := newRig(t)
+	r.start(t, nil)
+	ev := r.send(t, chat{user: "alice", text: "!slow"})
+	r.settle(t)
+	r.publishEvent(t, ev, ev.ID+"-again")
+	r.settle(t)
+	invs := r.commands(t)
+	if len(invs) != 1 || invs[0].ID != schemas.InvocationID(ev.ID, "core", "cmd:slow") {
+		t.Fatalf("invocations after redelivery = %d", len(invs))
+	}
+}
+
+func TestControlNoticesApplyWithoutRestart(t *testing.T) {
+	r := newRig(t)
+	r.start(t, nil)
+	first := r.send(t, chat{channel: "ctl", user: "alice", text: "!ping"})
+	r.settle(t)
+	invs := r.commands(t)
+	if len(invs) != 1 {
+		t.Fatalf("%d invocations", len(invs))
+	}
+	community := invs[0].Community
+	_ = first
+
+	// Turn core off for the community and change the prefix.
+	if err := r.store.SetModule(ctx, "owner", community.ID, "core", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	notify(t, r.env.Conn.NC, schemas.ControlCommunity(community.ID))
+	r.send(t, chat{channel: "ctl", user: "alice", text: "!ping"})
+	r.settle(t)
+	if n := len(r.commands(t)); n != 1 {
+		t.Fatalf("disabled module still routed (%d invocations)", n)
+	}
+	if err := r.store.SetModule(ctx, "owner", community.ID, "core", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	community.Prefix = "?"
+	if err := r.store.UpdateCommunity(ctx, "owner", community); err != nil {
+		t.Fatal(err)
+	}
+	notify(t, r.env.Conn.NC, schemas.ControlCommunity(community.ID))
+	r.send(t, chat{channel: "ctl", user: "alice", text: "!ping"})
+	r.send(t, chat{channel: "ctl", user: "alice", text: "?ping"})
+	r.settle(t)
+	invs = r.commands(t)
+	if len(invs) != 2 || invs[1].Event.Text != "?ping" || invs[1].Community.Prefix != "?" {
+		t.Fatalf("after prefix change: %d invocations", len(invs))
+	}
+
+	// A module registered at run time is routed after a registry notice.
+	m := schemas.Manifest{Name: "late", Version: "1.0.0", DefaultEnabled: true,
+		Commands: []schemas.CommandSpec{{Name: "late", Permission: "everyone"}}}
+	if _, err := r.store.UpsertManifest(ctx, m, false); err != nil {
+		t.Fatal(err)
+	}
+	notify(t, r.env.Conn.NC, schemas.ControlRegistry)
+	r.send(t, chat{channel: "ctl", user: "alice", text: "?late"})
+	r.settle(t)
+	invs = r.commands(t)
+	if len(invs) != 3 || invs[2].Module != "late" {
+		t.Fatalf("runtime module not routed: %d invocations", len(invs))
+	}
+}
+
+func notify(t *testing.T, nc *nats.Conn, subject string) {
+	t.Helper()
+	if err := nc.Publish(subject, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the notice travels to the router's own connection
+}
+
+func TestMalformedAndInvalidEventsAreDeadLettered(t *testing.T) {
+	r := newRig(t)
+	r.start(t, nil)
+	if _, err := r.env.Conn.JS.Publish(ctx, "wb.events.console.demo.chat", []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	bad := &schemas.Event{Version: 1, ID: "nope", Platform: "console", Kind: "chat", Channel: schemas.Channel{ID: "demo"}}
+	body, _ := json.Marshal(bad)
+	if _, err := r.env.Conn.JS.Publish(ctx, "wb.events.console.demo.chat", body); err != nil {
+		t.Fatal(err)
+	}
+	r.send(t, chat{user: "alice", text: "!ping"})
+	r.settle(t)
+	dls := readAll[schemas.DeadLetter](t, r.env.Conn.JS, schemas.StreamDLQ)
+	if len(dls) != 2 {
+		t.Fatalf("%d dead letters, want 2", len(dls))
+	}
+	for _, dl := range dls {
+		if dl.Stream != schemas.StreamEvents || dl.Consumer != "router" || dl.Reason == "" {
+			t.Fatalf("dead letter = %+v", dl)
+		}
+	}
+	if string(dls[0].Body) != "not json" && string(dls[1].Body) != "not json" {
+		t.Fatalf("no dead letter holds the malformed body: %q, %q", dls[0].Body, dls[1].Body)
+	}
+	if n := len(r.commands(t)); n != 1 {
+		t.Fatalf("the good event after the bad ones gave %d invocations", n)
+	}
+}
+
+func TestProvisionalCommunitiesPerChannel(t *testing.T) {
+	r := newRig(t)
+	r.start(t, nil)
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.send(t, chat{channel: fmt.Sprintf("ch%d", i%3), user: fmt.Sprintf("u%d", i), text: "!ping"})
+		}()
+	}
+	wg.Wait()
+	r.settle(t)
+	byChannel := map[string]string{}
+	for _, inv := range r.invocations(t) {
+		if prev, ok := byChannel[inv.Event.Channel.ID]; ok && prev != inv.Community.ID {
+			t.Fatalf("channel %s in two communities", inv.Event.Channel.ID)
+		}
+		byChannel[inv.Event.Channel.ID] = inv.Community.ID
+	}
+	if len(byChannel) != 3 || byChannel["ch0"] == byChannel["ch1"] {
+		t.Fatalf("communities by channel = %v", byChannel)
+	}
+}
