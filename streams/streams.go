@@ -26,6 +26,9 @@ const (
 	BucketAIMemory   = "wb_ai_memory"  // per-channel AI conversation memory
 )
 
+// MaxMessageBytes is the largest message any stream takes.
+const MaxMessageBytes = 1 << 20
+
 // Config is what operators may change about the streams: sizes, ages,
 // windows and replicas. Names and subjects are fixed by the contract.
 type Config struct {
@@ -87,7 +90,7 @@ func (c Config) Streams() []jetstream.StreamConfig {
 			Name: name, Description: desc, Subjects: subjects,
 			Retention: jetstream.LimitsPolicy, Storage: c.Storage, Replicas: c.Replicas,
 			MaxAge: maxAge, Duplicates: window(dup, maxAge), Discard: jetstream.DiscardOld,
-			MaxMsgSize: 1 << 20,
+			MaxMsgSize: MaxMessageBytes,
 		}
 	}
 	events := base(schemas.StreamEvents, "Normalized platform events from collectors",

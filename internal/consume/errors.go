@@ -113,5 +113,5 @@ func transportTrouble(err error) bool {
 	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionReconnecting) ||
 		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
-		errors.Is(err, nats.ErrConnectionDraining)
+		errors.Is(err, nats.ErrConnectionDraining) || errors.Is(err, jetstream.ErrTooManyStalledMsgs)
 }

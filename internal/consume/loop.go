@@ -147,7 +147,12 @@ func (l *Loop) Run(ctx context.Context) error {
 
 	var running sync.WaitGroup
 	minBatch := max(1, min(l.cfg.Concurrency, 100)/4)
-	const maxOutstanding = 8
+	maxOutstanding := 8
+	if l.order != nil {
+		// Two open pulls may hand over messages in either order; one pull at
+		// a time keeps the fetch order the stream order.
+		maxOutstanding = 1
+	}
 
 	for ctx.Err() == nil {
 		if err := l.waitResume(ctx); err != nil {

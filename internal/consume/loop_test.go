@@ -300,9 +300,8 @@ func TestDrainFinishesRunningHandlers(t *testing.T) {
 	if !finished.Load() {
 		t.Fatal("Run returned before the running handler finished")
 	}
-	if p, a := ackPending(t, r.cons); p != 0 || a != 0 {
-		t.Fatalf("after drain: pending %d, ack pending %d", p, a)
-	}
+	// The ack was sent before Run returned; the server takes it a moment later.
+	eventually(t, "the drained message acked", func() bool { p, a := ackPending(t, r.cons); return p == 0 && a == 0 })
 }
 
 func TestPanicCountsAsFailure(t *testing.T) {

@@ -104,6 +104,9 @@ type Decision struct {
 	RetryAfter time.Duration
 	// Count is how many entries the window holds after the decision.
 	Count int
+	// Repeat is true when the id was already inside the window: allowed
+	// again without a new entry (a redelivery of something already counted).
+	Repeat bool
 }
 
 // Allow records id in key's window of the given length if fewer than limit
@@ -123,7 +126,7 @@ func (w *Windows) Allow(ctx context.Context, key, id string, limit int, window t
 		kept := prune(entries, now.Add(-window).UnixNano())
 		for _, e := range kept {
 			if e.id == h {
-				return Decision{Allowed: true, Count: len(kept)}, nil
+				return Decision{Allowed: true, Count: len(kept), Repeat: true}, nil
 			}
 		}
 		if len(kept) >= limit {

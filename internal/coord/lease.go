@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/waddlebot/waddlebot/internal/logging"
 )
 
 // Leases hands out exclusive, expiring claims on named connections (an
@@ -79,7 +81,7 @@ func (l *Leases) Acquire(ctx context.Context, key string) (*Lease, error) {
 			return lease, nil
 		}
 		if !errors.Is(err, ErrHeld) {
-			l.log.Warn("coord: lease attempt failed", "key", key, "err", err)
+			l.log.Warn("coord: lease attempt failed", logging.KeyID, key, logging.KeyError, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -110,7 +112,7 @@ func (l *Leases) renew(ctx context.Context, lease *Lease, rev uint64, lost chan 
 			return
 		case now := <-t.C:
 			if time.Since(lastOK) >= fence {
-				l.log.Warn("coord: lease not renewed in time; giving the connection up", "key", lease.Key)
+				l.log.Warn("coord: lease not renewed in time; giving the connection up", logging.KeyID, lease.Key)
 				return
 			}
 			if now.Before(nextRenew) {
@@ -123,10 +125,10 @@ func (l *Leases) renew(ctx context.Context, lease *Lease, rev uint64, lost chan 
 			case err == nil:
 				rev, lastOK, nextRenew = newRev, time.Now(), time.Now().Add(every)
 			case isConflict(err) || errors.Is(err, jetstream.ErrKeyNotFound):
-				l.log.Warn("coord: lease taken by another replica", "key", lease.Key)
+				l.log.Warn("coord: lease taken by another replica", logging.KeyID, lease.Key)
 				return
 			default:
-				l.log.Warn("coord: lease renewal failed; will retry", "key", lease.Key, "err", err)
+				l.log.Warn("coord: lease renewal failed; will retry", logging.KeyID, lease.Key, logging.KeyError, err)
 				nextRenew = time.Now().Add(every / 4)
 			}
 		}

@@ -71,7 +71,7 @@ var (
 	}, []string{"platform"})
 	// StageLatency measures each stage: route, handle, send, end_to_end.
 	StageLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "waddlebot_stage_latency_seconds", Help: "Latency per stage: route (event received to invocation published), handle (invocation to result published), send (reply to platform accepted), end_to_end (event received to reply sent).",
+		Name: "waddlebot_stage_latency_seconds", Help: "Latency per stage: route (event received to invocations published), handle (invocation fetched to result published), route_to_reply (event received to reply published), send (reply created to platform accepted).",
 		Buckets: latencyBuckets,
 	}, []string{"stage"})
 )

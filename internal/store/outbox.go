@@ -116,10 +116,10 @@ func (s *Store) Unsent(ctx context.Context, module string, olderThan time.Durati
 	})
 }
 
-// PruneProcessed deletes sent invocations older than age: past the
-// commands stream's MaxAge no redelivery can ask for them.
-func (s *Store) PruneProcessed(ctx context.Context, age time.Duration) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM processed_invocations WHERE sent_at IS NOT NULL AND committed_at < now() - $1::interval`, age.String())
+// PruneProcessed deletes a module's sent invocations older than age: past
+// the commands stream's MaxAge no redelivery can ask for them.
+func (s *Store) PruneProcessed(ctx context.Context, module string, age time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM processed_invocations WHERE module = $1 AND sent_at IS NOT NULL AND committed_at < now() - $2::interval`, module, age.String())
 	if err != nil {
 		return 0, fmt.Errorf("store: unable to prune processed invocations: %w", err)
 	}

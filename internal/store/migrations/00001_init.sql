@@ -68,6 +68,7 @@ CREATE TABLE processed_invocations (
     sent_at       timestamptz
 );
 CREATE INDEX processed_invocations_unsent ON processed_invocations (module, committed_at) WHERE sent_at IS NULL;
+CREATE INDEX processed_invocations_sent ON processed_invocations (module, committed_at) WHERE sent_at IS NOT NULL;
 
 -- Secrets (OAuth tokens, webhook secrets), AES-256-GCM encrypted.
 CREATE TABLE secrets (

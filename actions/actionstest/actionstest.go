@@ -1,0 +1,215 @@
+// Package actionstest helps test modules through the worker: hand-built invocations and readers of the streams they publish to.
+package actionstest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/waddlebot/waddlebot/schemas"
+)
+
+// Channel is the console channel test invocations come from.
+const Channel = "test-channel"
+
+// Invocation builds a valid invocation of a module's command, as the router
+// would publish it for "!<command> <args…>" typed by alice on the console,
+// in a community of its own with prefix "!". Change its fields before
+// publishing to test other cases.
+func Invocation(module, command string, args ...string) *schemas.Invocation {
+	now := time.Now().UTC()
+	text := "!" + command
+	for _, a := range args {
+		text += " " + a
+	}
+	ev := schemas.Event{
+		Version:    schemas.Version,
+		ID:         schemas.NewEventID(),
+		Platform:   schemas.PlatformConsole,
+		Kind:       schemas.KindChat,
+		Channel:    schemas.Channel{ID: Channel, Name: Channel},
+		User:       schemas.User{ID: "u-alice", Login: "alice", DisplayName: "Alice"},
+		Text:       text,
+		OccurredAt: now,
+		ReceivedAt: now,
+	}
+	ev.PlatformEventID = ev.ID
+	route := schemas.RouteCommand + command
+	argText := ""
+	if len(args) > 0 {
+		argText = text[len("!"+command)+1:]
+	}
+	return &schemas.Invocation{
+		Version:   schemas.Version,
+		ID:        schemas.InvocationID(ev.ID, module, route),
+		Event:     ev,
+		Community: schemas.Community{ID: uuid.NewString(), Name: "test", Prefix: "!", TimeZone: "UTC", Locale: "en"},
+		Module:    module,
+		Route:     route,
+		Command:   command,
+		Invoked:   command,
+		Args:      args,
+		ArgText:   argText,
+		Deadline:  now.Add(time.Minute),
+	}
+}
+
+// Publish puts an invocation on its command subject with its id as
+// Nats-Msg-Id, as the router does.
+func Publish(t testing.TB, js jetstream.JetStream, inv *schemas.Invocation) {
+	t.Helper()
+	PublishAs(t, js, inv, inv.ID)
+}
+
+// PublishAs publishes an invocation under another Nats-Msg-Id, which gets
+// past the duplicate window the way a redelivery does.
+func PublishAs(t testing.TB, js jetstream.JetStream, inv *schemas.Invocation, msgID string) {
+	t.Helper()
+	data, err := json.Marshal(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(context.Background(), inv.Subject(), data, jetstream.WithMsgID(msgID)); err != nil {
+		t.Fatalf("publish invocation: %v", err)
+	}
+}
+
+// Messages returns what a stream holds on subjects matching filter ("" for
+// all), oldest first.
+func Messages(t testing.TB, js jetstream.JetStream, stream, filter string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	var out []*jetstream.RawStreamMsg
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("stream %s message %d: %v", stream, seq, err)
+		}
+		if filter == "" || subjectMatches(filter, m.Subject) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func subjectMatches(filter, subject string) bool {
+	f, s := splitSubject(filter), splitSubject(subject)
+	for i, tok := range f {
+		if tok == ">" {
+			return len(s) > i
+		}
+		if i >= len(s) || (tok != "*" && tok != s[i]) {
+			return false
+		}
+	}
+	return len(f) == len(s)
+}
+
+func splitSubject(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return out
+}
+
+// Replies returns the replies in WB_REPLIES, oldest first, with the subject
+// each was published on.
+func Replies(t testing.TB, js jetstream.JetStream) []Reply {
+	t.Helper()
+	var out []Reply
+	for _, m := range Messages(t, js, schemas.StreamReplies, "") {
+		var r Reply
+		if err := json.Unmarshal(m.Data, &r.Reply); err != nil {
+			t.Fatalf("reply at %d: %v", m.Sequence, err)
+		}
+		r.Subject = m.Subject
+		out = append(out, r)
+	}
+	return out
+}
+
+// Reply is a reply as stored, with its subject.
+type Reply struct {
+	schemas.Reply
+	Subject string
+}
+
+// RepliesTo returns the replies to one invocation.
+func RepliesTo(t testing.TB, js jetstream.JetStream, invocationID string) []Reply {
+	t.Helper()
+	var out []Reply
+	for _, r := range Replies(t, js) {
+		if r.InvocationID == invocationID {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// DeadLetters returns the dead letters of one stream, oldest first.
+func DeadLetters(t testing.TB, js jetstream.JetStream, stream string) []schemas.DeadLetter {
+	t.Helper()
+	var out []schemas.DeadLetter
+	for _, m := range Messages(t, js, schemas.StreamDLQ, schemas.DLQSubject(stream)) {
+		var dl schemas.DeadLetter
+		if err := json.Unmarshal(m.Data, &dl); err != nil {
+			t.Fatalf("dead letter at %d: %v", m.Sequence, err)
+		}
+		out = append(out, dl)
+	}
+	return out
+}
+
+// Eventually waits up to timeout for cond, failing the test with what.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Settled reports whether a durable consumer has nothing left to deliver
+// and nothing unacknowledged.
+func Settled(t testing.TB, js jetstream.JetStream, stream, consumer string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, stream, consumer)
+	if err != nil {
+		return false
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false
+	}
+	return info.NumPending == 0 && info.NumAckPending == 0
+}

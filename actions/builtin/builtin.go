@@ -1,0 +1,44 @@
+// Package builtin lists the modules built into the binary, for `waddlebot
+// dev` (all of them) and `waddlebot action <name>` (one).
+package builtin
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/waddlebot/waddlebot/actions"
+	"github.com/waddlebot/waddlebot/actions/core"
+	"github.com/waddlebot/waddlebot/internal/store"
+	"github.com/waddlebot/waddlebot/internal/version"
+)
+
+// Deps is what built-in modules may use.
+type Deps struct {
+	Store *store.Store
+}
+
+// Modules returns every built-in module by name.
+func Modules(d Deps) map[string]actions.Module {
+	return map[string]actions.Module{
+		"core": core.New(core.Config{Catalogue: d.Store, Version: version.Version}),
+	}
+}
+
+// Names lists the built-in modules, sorted.
+func Names() []string {
+	names := make([]string, 0)
+	for n := range Modules(Deps{}) {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Module returns one built-in module.
+func Module(d Deps, name string) (actions.Module, error) {
+	m, ok := Modules(d)[name]
+	if !ok {
+		return actions.Module{}, fmt.Errorf("no built-in module %q (have: %v)", name, Names())
+	}
+	return m, nil
+}

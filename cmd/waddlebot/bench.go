@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/waddlebot/waddlebot/internal/config"
+	"github.com/waddlebot/waddlebot/tests/bench"
+)
+
+func runBench(ctx context.Context, args []string) error {
+	d := bench.Defaults()
+	fs := partFlags("bench")
+	fs.IntVar(&d.Channels, "channels", d.Channels, "channels the chat is spread over")
+	fs.IntVar(&d.Users, "users", d.Users, "users who chat")
+	fs.Float64Var(&d.CommandShare, "command-share", d.CommandShare, "share of events that are commands (!ping); the rest is plain chat")
+	fs.IntVar(&d.SteadyRate, "rate", d.SteadyRate, "events per second in the steady (latency) phase")
+	fs.DurationVar(&d.SteadyFor, "steady-for", d.SteadyFor, "length of the steady phase")
+	fs.IntVar(&d.MaxEvents, "max-events", d.MaxEvents, "events published at once in the throughput phase")
+	fs.BoolVar(&d.SkipRaw, "skip-raw", false, "skip the raw JetStream chain")
+	natsURL := fs.String("bench-nats-url", "", "run against this NATS server instead of an embedded one (it must have JetStream; the run creates and then uses WaddleBot's streams there)")
+	p, err := parse(fs, args, config.GroupDatabase)
+	if err != nil {
+		return err
+	}
+	d.NATSURL = *natsURL
+	d.DatabaseURL = p.DatabaseURL
+	d.Progress = os.Stderr
+	d.Logger = p.log
+	if p.Sources["LOG_LEVEL"] == config.FromDefault {
+		d.Logger = quietLogger()
+	}
+	start := time.Now()
+	rep, err := bench.Run(ctx, d)
+	if err != nil {
+		return err
+	}
+	printReport(os.Stdout, rep, time.Since(start))
+	return nil
+}
+
+func printReport(w io.Writer, r *bench.Report, took time.Duration) {
+	c := r.Config
+	fmt.Fprintf(w, "\nWaddleBot bench (%s, %d CPUs, %s storage; %d channels, %d users, %.0f%% commands; event %d B, invocation %d B; run took %s)\n\n",
+		runtime.Version(), runtime.NumCPU(), r.Storage, c.Channels, c.Users, c.CommandShare*100, r.EventBytes, r.InvBytes, took.Round(time.Second))
+	fmt.Fprintf(w, "%-16s %9s %9s %11s %10s %9s %9s %9s %9s\n", "phase", "events", "commands", "events/s", "commands/s", "p50", "p95", "p99", "max")
+	for _, ph := range []bench.Phase{r.Steady, r.Max, r.RawSteady, r.RawMax} {
+		if ph.Name == "" {
+			continue
+		}
+		fmt.Fprintf(w, "%-16s %9d %9d %11.0f %10.0f %9s %9s %9s %9s\n", ph.Name, ph.Events, ph.Commands, ph.EventsPS, ph.CommandPS,
+			ms(ph.P50), ms(ph.P95), ms(ph.P99), ms(ph.Max))
+	}
+	if r.ThroughputPct > 0 {
+		fmt.Fprintf(w, "\npipeline max throughput is %.0f%% of the raw chain's (target: at least 50%%)\n", r.ThroughputPct)
+	}
+	fmt.Fprintf(w, "command reply p99 at %d events/s: %s (target: under 10 ms)\n", c.SteadyRate, ms(r.Steady.P99))
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }

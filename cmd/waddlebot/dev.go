@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/waddlebot/waddlebot/actions/builtin"
+	"github.com/waddlebot/waddlebot/internal/config"
+	"github.com/waddlebot/waddlebot/internal/daemon"
+	"github.com/waddlebot/waddlebot/internal/logging"
+	"github.com/waddlebot/waddlebot/internal/natsx"
+	"github.com/waddlebot/waddlebot/internal/ops"
+	"github.com/waddlebot/waddlebot/internal/store"
+	"github.com/waddlebot/waddlebot/streams"
+)
+
+const secretKeyFile = "secret.key"
+
+// runDev runs every part in one process over an embedded NATS server.
+func runDev(ctx context.Context, args []string) error {
+	fs := partFlags("dev")
+	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server (0: 4222, or the next free port above it)")
+	p, err := parse(fs, args, config.GroupNATS, config.GroupDatabase, config.GroupHTTP, config.GroupSecrets,
+		config.GroupStreams, config.GroupData, config.GroupRouter, config.GroupAction, config.GroupCollector)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(p.DataDir, 0o700); err != nil {
+		return fmt.Errorf("unable to create data dir %s: %w", p.DataDir, err)
+	}
+	if p.SecretKey == "" {
+		key, err := devSecretKey(p.DataDir)
+		if err != nil {
+			return err
+		}
+		p.SecretKey = key
+	}
+
+	// PostgreSQL first: without it there is nothing to run, and the message
+	// should come before anything else starts.
+	st, err := openStore(ctx, p, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	srvNATS, err := natsx.StartEmbedded(natsx.EmbeddedOptions{StoreDir: filepath.Join(p.DataDir, "jetstream"), Port: *natsPort})
+	if err != nil {
+		return err
+	}
+	defer srvNATS.Shutdown()
+	urlFile := filepath.Join(p.DataDir, config.NATSURLFile)
+	if err := os.WriteFile(urlFile, []byte(srvNATS.URL()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("unable to write %s: %w", urlFile, err)
+	}
+	defer os.Remove(urlFile)
+
+	conn, err := natsx.Connect(ctx, natsx.ConnectOptions{Server: srvNATS.Server, Name: "waddlebot dev", Logger: p.log})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := streams.Apply(ctx, conn.JS, streamsConfig(p)); err != nil {
+		return err
+	}
+
+	d := daemon.New(p.log)
+	srv := ops.New(p.log)
+	if err := addRouter(d, srv, p, conn, st); err != nil {
+		return err
+	}
+	for _, name := range builtin.Names() {
+		m, err := builtin.Module(builtin.Deps{Store: st}, name)
+		if err != nil {
+			return err
+		}
+		if err := addAction(d, srv, p, conn, st, m); err != nil {
+			return err
+		}
+	}
+	if err := addConsole(d, srv, p, conn); err != nil {
+		return err
+	}
+	addr, err := serve(d, srv, p)
+	if err != nil {
+		return err
+	}
+	page := "http://" + addr + "/"
+	fmt.Fprintf(os.Stderr, "\nWaddleBot dev is up.\n  NATS       %s (also in %s)\n  chat page  %s\n  modules    %s\n  try        waddlebot say \"!ping\"\n\n",
+		srvNATS.URL(), urlFile, page, strings.Join(builtin.Names(), ", "))
+	p.log.Info("waddlebot: dev running", logging.KeyURL, srvNATS.URL(), logging.KeyAddr, addr)
+	return d.Run(ctx)
+}
+
+// devSecretKey reads the data dir's key, making one on first start, so
+// secrets stored by one dev run open in the next.
+func devSecretKey(dir string) (string, error) {
+	path := filepath.Join(dir, secretKeyFile)
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	key := store.NewSecretKey()
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("unable to write %s: %w", path, err)
+	}
+	return key, nil
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/waddlebot/waddlebot/actions"
+	"github.com/waddlebot/waddlebot/actions/builtin"
+	"github.com/waddlebot/waddlebot/collectors"
+	"github.com/waddlebot/waddlebot/collectors/console"
+	"github.com/waddlebot/waddlebot/internal/config"
+	"github.com/waddlebot/waddlebot/internal/daemon"
+	"github.com/waddlebot/waddlebot/internal/logging"
+	"github.com/waddlebot/waddlebot/internal/natsx"
+	"github.com/waddlebot/waddlebot/internal/ops"
+	"github.com/waddlebot/waddlebot/internal/store"
+	"github.com/waddlebot/waddlebot/router"
+	"github.com/waddlebot/waddlebot/schemas"
+	"github.com/waddlebot/waddlebot/streams"
+)
+
+// Wiring shared by `dev` and the single-part commands, so both run the same parts.
+
+func addRouter(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store) error {
+	r, err := router.New(router.Config{
+		Conn: conn, Store: st,
+		Concurrency: p.RouterConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
+		UserRateLimit: p.UserRateLimit, UserRateWindow: p.UserRateWindow,
+		ChannelRateLimit: p.ChannelRateLimit, ChannelRateWindow: p.ChannelRateWindow,
+		InvocationDeadline: p.InvocationDeadline, CacheTTL: p.CacheTTL,
+		Logger: p.log,
+	})
+	if err != nil {
+		return err
+	}
+	srv.AddCheck("router", ops.Ready(r.Ready))
+	d.Add(daemon.StageRouter, "router", r.Run)
+	return nil
+}
+
+func addAction(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, m actions.Module) error {
+	w, err := actions.NewWorker(actions.Config{
+		Module: m, Conn: conn, Store: st,
+		Concurrency: p.ActionConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
+		HandlerTimeout: p.HandlerTimeout, OutboxSweep: p.OutboxSweep,
+		Logger: p.log,
+	})
+	if err != nil {
+		return err
+	}
+	srv.AddCheck("action "+m.Manifest.Name, ops.Ready(w.Ready))
+	d.Add(daemon.StageActions, "action "+m.Manifest.Name, w.Run)
+	return nil
+}
+
+// addConsole runs the console platform: its sender, and its chat page on srv.
+func addConsole(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn) error {
+	c := console.New(console.Config{Publisher: collectors.NewPublisher(conn.JS, p.log), Conn: conn, Logger: p.log})
+	sender, err := collectors.NewSender(collectors.SenderConfig{
+		Platform: c, Conn: conn, Budget: p.ConsoleSendBudget, Window: p.SendWindow,
+		Concurrency: p.SenderConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
+		Logger: p.log,
+	})
+	if err != nil {
+		return err
+	}
+	srv.Handle("/", c.Handler())
+	srv.AddCheck("console sender", ops.Ready(sender.Ready))
+	d.Add(daemon.StageSenders, "console sender", sender.Run)
+	return nil
+}
+
+// serve binds the HTTP server and adds it to the intake stage.
+func serve(d *daemon.Daemon, srv *ops.Server, p parsed) (string, error) {
+	addr, err := srv.Listen(p.HTTPAddr)
+	if err != nil {
+		return "", err
+	}
+	d.Add(daemon.StageIntake, "http", srv.Run)
+	return addr, nil
+}
+
+// runPart is the shape of every single-part command: connect, verify the
+// streams (never change them), add the part, serve /healthz and friends.
+func runPart(ctx context.Context, p parsed, name string, usesStore bool,
+	add func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store) error) error {
+	conn, err := connectNATS(ctx, p, "waddlebot "+name)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := streams.Verify(ctx, conn.JS); err != nil {
+		return err
+	}
+	var st *store.Store
+	if usesStore {
+		st, err = openStore(ctx, p, false)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+	}
+	d := daemon.New(p.log)
+	srv := ops.New(p.log)
+	if err := add(d, srv, conn, st); err != nil {
+		return err
+	}
+	addr, err := serve(d, srv, p)
+	if err != nil {
+		return err
+	}
+	p.log.Info("waddlebot: running", logging.KeyPart, name, logging.KeyAddr, addr)
+	return d.Run(ctx)
+}
+
+func partFlags(name string) *flag.FlagSet { return flag.NewFlagSet(name, flag.ContinueOnError) }
+
+var partGroups = []config.Group{config.GroupNATS, config.GroupDatabase, config.GroupHTTP, config.GroupSecrets,
+	config.GroupStreams, config.GroupData}
+
+func runRouter(ctx context.Context, args []string) error {
+	p, err := parse(partFlags("router"), args, append(partGroups, config.GroupRouter)...)
+	if err != nil {
+		return err
+	}
+	return runPart(ctx, p, "router", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store) error {
+		return addRouter(d, srv, p, conn, st)
+	})
+}
+
+func runAction(ctx context.Context, args []string) error {
+	p, err := parse(partFlags("action"), args, append(partGroups, config.GroupAction)...)
+	if err != nil {
+		return err
+	}
+	if len(p.args) != 1 {
+		return usageError("action <module>; built-in modules: %v", builtin.Names())
+	}
+	return runPart(ctx, p, "action "+p.args[0], true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store) error {
+		m, err := builtin.Module(builtin.Deps{Store: st}, p.args[0])
+		if err != nil {
+			return usageError("%v", err)
+		}
+		return addAction(d, srv, p, conn, st, m)
+	})
+}
+
+func runCollector(ctx context.Context, args []string) error {
+	p, err := parse(partFlags("collector"), args, append(partGroups, config.GroupCollector)...)
+	if err != nil {
+		return err
+	}
+	if len(p.args) != 1 {
+		return usageError("collector <platform>; platforms: %v", schemas.Platforms)
+	}
+	switch p.args[0] {
+	case schemas.PlatformConsole:
+		if !p.ConsoleEnabled {
+			return usageError("the console platform trusts the role a sender claims; it runs outside `dev` only with WADDLEBOT_CONSOLE_ENABLED=true")
+		}
+		return runPart(ctx, p, "collector console", false, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, _ *store.Store) error {
+			return addConsole(d, srv, p, conn)
+		})
+	case schemas.PlatformTwitch, schemas.PlatformDiscord, schemas.PlatformSlack:
+		return fmt.Errorf("the %s collector is not part of this build yet", p.args[0])
+	}
+	return usageError("unknown platform %q; platforms: %v", p.args[0], schemas.Platforms)
+}
