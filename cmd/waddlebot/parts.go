@@ -71,9 +71,15 @@ func addConsole(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn) e
 	return nil
 }
 
-// serve binds the HTTP server and adds it to the intake stage.
+// serve binds the HTTP server and adds it to the intake stage. When the
+// address is the default one (not chosen by the operator), a taken port
+// moves to the next free one, so a second dev or a busy 8080 is no obstacle.
 func serve(d *daemon.Daemon, srv *ops.Server, p parsed) (string, error) {
-	addr, err := srv.Listen(p.HTTPAddr)
+	tries := 1
+	if p.Sources["HTTP_ADDR"] == config.FromDefault {
+		tries = 20
+	}
+	addr, err := srv.ListenFrom(p.HTTPAddr, tries)
 	if err != nil {
 		return "", err
 	}

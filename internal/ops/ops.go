@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -101,6 +102,28 @@ func (s *Server) Listen(addr string) (string, error) {
 	}
 	s.ln = ln
 	return ln.Addr().String(), nil
+}
+
+// ListenFrom binds addr, or when its port is taken, the next free port above
+// it (up to tries ports): for `dev`, whose default port may be in use.
+func (s *Server) ListenFrom(addr string, tries int) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("ops: bad address %q: %w", addr, err)
+	}
+	first, err := strconv.Atoi(port)
+	if err != nil || first == 0 {
+		return s.Listen(addr)
+	}
+	var lastErr error
+	for p := first; p < first+tries; p++ {
+		got, err := s.Listen(net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			return got, nil
+		}
+		lastErr = err
+	}
+	return "", lastErr
 }
 
 // Run serves until ctx ends, then shuts down gracefully.
