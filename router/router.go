@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -290,16 +291,24 @@ func (r *Router) routeCommand(ctx context.Context, ev *schemas.Event, view *comm
 	community := view.community.ID
 	user := userKey(ev)
 	// Rate limits count every attempt, so a spammer cannot hide behind a
-	// cooldown; cooldowns are taken only by commands that will run.
-	if d, err := r.windows.Allow(ctx, "ur."+community+"."+user, ev.ID, r.cfg.UserRateLimit, r.cfg.UserRateWindow); err != nil {
+	// cooldown; cooldowns are taken only by commands that will run. The two
+	// windows are independent keys: take them side by side, one round trip.
+	var userD, chanD coord.Decision
+	var userErr, chanErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		userD, userErr = r.windows.Allow(ctx, "ur."+community+"."+user, ev.ID, r.cfg.UserRateLimit, r.cfg.UserRateWindow)
+	})
+	chanD, chanErr = r.windows.Allow(ctx, "cr."+ev.Platform+"."+schemas.EncodeToken(ev.Channel.ID), ev.ID, r.cfg.ChannelRateLimit, r.cfg.ChannelRateWindow)
+	wg.Wait()
+	if err := errors.Join(userErr, chanErr); err != nil {
 		return nil, "", err
-	} else if !d.Allowed {
+	}
+	if !userD.Allowed {
 		metrics.RateLimited.WithLabelValues("user_rate").Inc()
 		return nil, OutcomeLimited, nil
 	}
-	if d, err := r.windows.Allow(ctx, "cr."+ev.Platform+"."+schemas.EncodeToken(ev.Channel.ID), ev.ID, r.cfg.ChannelRateLimit, r.cfg.ChannelRateWindow); err != nil {
-		return nil, "", err
-	} else if !d.Allowed {
+	if !chanD.Allowed {
 		metrics.RateLimited.WithLabelValues("channel_rate").Inc()
 		return nil, OutcomeLimited, nil
 	}

@@ -368,7 +368,7 @@ func (l *Loop) settle(ctx context.Context, msg jetstream.Msg, meta *jetstream.Ms
 		metrics.Deferred.WithLabelValues(l.cfg.Stream, l.cfg.Consumer, "unavailable").Inc()
 		l.log.Warn("consume: dependency unavailable; pausing", logging.KeySeq, seq, logging.Err(herr))
 		l.nak(msg, time.Second)
-		l.pause()
+		l.pause(ctx)
 	case outcomeDeadLetter:
 		l.deadLetter(ctx, msg, meta, herr.Error(), 0)
 	case outcomeFailure:
@@ -482,7 +482,7 @@ func truncate(s string, n int) string {
 // pause stops pulling until the probe succeeds (or, without a probe, for a
 // growing while), so the consumer does not cycle messages through a
 // dependency that is down.
-func (l *Loop) pause() {
+func (l *Loop) pause(ctx context.Context) {
 	l.pauseMu.Lock()
 	if l.paused != nil {
 		l.pauseMu.Unlock()
@@ -497,12 +497,13 @@ func (l *Loop) pause() {
 		wait := l.cfg.ProbeEvery
 		start := time.Now()
 		for {
-			time.Sleep(wait)
-			if l.cfg.Probe == nil {
+			sleep(ctx, wait)
+			if l.cfg.Probe == nil || ctx.Err() != nil {
+				// No probe, or the loop is gone: stop waiting.
 				break
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := l.cfg.Probe(ctx)
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := l.cfg.Probe(pctx)
 			cancel()
 			if err == nil {
 				break

@@ -84,6 +84,13 @@ func init() {
 		RateLimited, DeadLettered, HandlerFailures, Deferred, Paused, PossibleDuplicateSends,
 		StageLatency, pending,
 	)
+	// Series that exist from the start read as 0 rather than missing.
+	for _, p := range []string{"twitch", "discord", "slack", "console"} {
+		for _, k := range []string{"chat", "command"} {
+			EventsIn.WithLabelValues(p, k)
+		}
+		RepliesSent.WithLabelValues(p)
+	}
 }
 
 // Since observes the time since start in a stage.
