@@ -20,6 +20,7 @@ import (
 	"github.com/waddlebot/waddlebot/internal/store/storetest"
 	"github.com/waddlebot/waddlebot/router"
 	"github.com/waddlebot/waddlebot/schemas"
+	"github.com/waddlebot/waddlebot/streams"
 )
 
 var ctx = context.Background()
@@ -173,12 +174,8 @@ func (r *rig) settle(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		c, err := r.env.Conn.JS.Consumer(ctx, schemas.StreamEvents, "router")
-		if err == nil {
-			info, err := c.Info(ctx)
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-				return
-			}
+		if done, err := streams.CaughtUp(ctx, r.env.Conn.JS, schemas.StreamEvents, streams.ConsumerRouter); err == nil && done {
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("router did not finish the events")

@@ -232,3 +232,37 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 	}
 	return c, nil
 }
+
+// CaughtUp reports whether a durable consumer has acknowledged every message
+// stored so far under its filter. NumPending alone can lag a publish that was
+// just stored, so this compares the ack floor with the stream's last matching
+// sequence too. For benchmarks and tests that wait for a part to finish.
+func CaughtUp(ctx context.Context, js jetstream.JetStream, stream, durable string) (bool, error) {
+	c, err := js.Consumer(ctx, stream, durable)
+	if err != nil {
+		return false, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	if info.NumPending != 0 || info.NumAckPending != 0 {
+		return false, nil
+	}
+	filter := info.Config.FilterSubject
+	if filter == "" {
+		filter = ">"
+	}
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return false, err
+	}
+	last, err := s.GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return info.AckFloor.Stream >= last.Sequence, nil
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/waddlebot/waddlebot/schemas"
+	"github.com/waddlebot/waddlebot/streams"
 )
 
 // Channel is the console channel test invocations come from.
@@ -203,13 +204,6 @@ func Settled(t testing.TB, js jetstream.JetStream, stream, consumer string) bool
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := js.Consumer(ctx, stream, consumer)
-	if err != nil {
-		return false
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return false
-	}
-	return info.NumPending == 0 && info.NumAckPending == 0
+	done, err := streams.CaughtUp(ctx, js, stream, consumer)
+	return err == nil && done
 }

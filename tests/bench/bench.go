@@ -354,17 +354,7 @@ type target struct {
 }
 
 func consumerDone(js jetstream.JetStream, stream, durable string) func(ctx context.Context) (bool, error) {
-	return func(ctx context.Context) (bool, error) {
-		c, err := js.Consumer(ctx, stream, durable)
-		if err != nil {
-			return false, err
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return false, err
-		}
-		return info.NumPending == 0 && info.NumAckPending == 0, nil
-	}
+	return func(ctx context.Context) (bool, error) { return streams.CaughtUp(ctx, js, stream, durable) }
 }
 
 // runPhase publishes either count events as fast as the server takes them
