@@ -89,3 +89,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	for _, text := range []string{"that was a great play, well done everyone", `!quote add "the penguin waddles" now`} {
+		b.Run(strings.Fields(text)[0], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Parse(text, "!", "#")
+			}
+		})
+	}
+}

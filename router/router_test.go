@@ -47,7 +47,7 @@ type rig struct {
 	store *store.Store
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	r := &rig{env: natstest.Start(t, nil), store: storetest.New(t)}
 	for _, m := range testModules {
@@ -412,7 +412,7 @@ func TestControlNoticesApplyWithoutRestart(t *testing.T) {
 	}
 }
 
-func notify(t *testing.T, nc *nats.Conn, subject string) {
+func notify(t testing.TB, nc *nats.Conn, subject string) {
 	t.Helper()
 	if err := nc.Publish(subject, nil); err != nil {
 		t.Fatal(err)
@@ -475,5 +475,58 @@ func TestProvisionalCommunitiesPerChannel(t *testing.T) {
 	}
 	if len(byChannel) != 3 || byChannel["ch0"] == byChannel["ch1"] {
 		t.Fatalf("communities by channel = %v", byChannel)
+	}
+}
+
+// BenchmarkRoute measures the router's decision for one event, caches warm:
+// plain chat and an unknown command must cost next to nothing (no I/O); a
+// known command costs its KV round trips.
+func BenchmarkRoute(b *testing.B) {
+	r := newRig(b)
+	rt, err := router.New(r.config(r.env.Conn))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = rt.Run(ctx); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
+	for !rt.Ready() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Without the chat trigger, plain chat needs no community at all.
+	if _, err := r.store.UpsertManifest(ctx, schemas.Manifest{Name: "rep", Version: "2.0.0", DefaultEnabled: true}, true); err != nil {
+		b.Fatal(err)
+	}
+	notify(b, r.env.Conn.NC, schemas.ControlRegistry)
+	for _, bc := range []struct{ name, text string }{
+		{"plain chat", "that was a great play"},
+		{"unknown command", "!nosuch thing"},
+		{"known command", "!ping"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			// Spread over channels and users as real chat is, so windows
+			// stay the size the default limits allow.
+			now := time.Now().UTC()
+			event := func(i int) *schemas.Event {
+				user := fmt.Sprintf("u%d", i%1000)
+				return &schemas.Event{Version: 1, ID: schemas.NewEventID(), Platform: "console", Kind: schemas.KindChat,
+					Channel: schemas.Channel{ID: fmt.Sprintf("bench%d", i%50)}, User: schemas.User{ID: user, Login: user},
+					Text: bc.text, OccurredAt: now, ReceivedAt: now}
+			}
+			for i := range 50 { // warm the community caches
+				if _, _, err := rt.Route(ctx, event(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, _, err := rt.Route(ctx, event(i)); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
 	}
 }

@@ -63,3 +63,14 @@ func FuzzToken(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkEncodeToken(b *testing.B) {
+	for _, s := range []string{"123456789", "#general chat"} {
+		b.Run(s, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				EncodeToken(s)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -140,6 +141,22 @@ func TestManifestValidateAndVersions(t *testing.T) {
 	}{{"1.2.3", "1.2.3", 0}, {"1.10.0", "1.9.9", 1}, {"0.9.0", "1.0.0", -1}, {"v2.0.0", "1.0.0", 1}, {"junk", "0.0.1", -1}} {
 		if got := CompareVersions(c.a, c.b); got != c.want {
 			t.Errorf("CompareVersions(%s, %s) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}
+
+func BenchmarkEventDecodeValidate(b *testing.B) {
+	e := validEvent()
+	raw, _ := json.Marshal(&e)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		var ev Event
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			b.Fatal(err)
+		}
+		if err := ev.Validate(); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/waddlebot/waddlebot/internal/config"
@@ -22,6 +23,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.DurationVar(&d.SteadyFor, "steady-for", d.SteadyFor, "length of the steady phase")
 	fs.IntVar(&d.MaxEvents, "max-events", d.MaxEvents, "events published at once in the throughput phase")
 	fs.BoolVar(&d.SkipRaw, "skip-raw", false, "skip the raw JetStream chain")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	natsURL := fs.String("bench-nats-url", "", "run against this NATS server instead of an embedded one (it must have JetStream; the run creates and then uses WaddleBot's streams there)")
 	p, err := parse(fs, args, config.GroupDatabase)
 	if err != nil {
@@ -33,6 +35,17 @@ func runBench(ctx context.Context, args []string) error {
 	d.Logger = p.log
 	if p.Sources["LOG_LEVEL"] == config.FromDefault {
 		d.Logger = quietLogger()
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	rep, err := bench.Run(ctx, d)

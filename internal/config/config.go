@@ -287,7 +287,7 @@ func Table() []Setting {
 			func(c *Config) *time.Duration { return &c.DLQMaxAge }, time.Hour),
 		duration("FAILURES_TTL", GroupStreams, 24*time.Hour, "how long a message's handler-failure count is remembered",
 			func(c *Config) *time.Duration { return &c.FailuresTTL }, time.Minute),
-		duration("WINDOWS_TTL", GroupStreams, 24*time.Hour, "how long an idle rate window or send budget is kept (longer than any window)",
+		duration("WINDOWS_TTL", GroupStreams, 10*time.Minute, "how long an idle rate window or send budget is kept; must be longer than every window",
 			func(c *Config) *time.Duration { return &c.WindowsTTL }, time.Second),
 		duration("HEARTBEAT_TTL", GroupStreams, 30*time.Second, "a module counts as alive this long after its last heartbeat",
 			func(c *Config) *time.Duration { return &c.HeartbeatTTL }, time.Second),
@@ -505,7 +505,23 @@ func (l *Loader) Load() (Loaded, error) {
 			out.Sources[s.Name] = FromFlag
 		}
 	}
+	if len(errs) == 0 {
+		errs = append(errs, out.Config.check())
+	}
 	return out, errors.Join(errs...)
+}
+
+// check validates settings that depend on each other.
+func (c Config) check() error {
+	var errs []error
+	for name, w := range map[string]time.Duration{"USER_RATE_WINDOW": c.UserRateWindow,
+		"CHANNEL_RATE_WINDOW": c.ChannelRateWindow, "SEND_WINDOW": c.SendWindow} {
+		if w >= c.WindowsTTL {
+			errs = append(errs, fmt.Errorf("config: %s%s (%s) must be shorter than %sWINDOWS_TTL (%s), or idle windows would forget entries still inside them",
+				EnvPrefix, name, w, EnvPrefix, c.WindowsTTL))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

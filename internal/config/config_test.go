@@ -67,6 +67,7 @@ func TestValidation(t *testing.T) {
 		{map[string]string{"WADDLEBOT_NATS_URL": "http://x"}, nil, "scheme"},
 		{map[string]string{"WADDLEBOT_DATABASE_URL": "mysql://root:hunter2@x/db"}, nil, "xxxxx"},
 		{map[string]string{"WADDLEBOT_DATABASE_URL_FILE": "/missing"}, nil, "_FILE"},
+		{map[string]string{"WADDLEBOT_USER_RATE_WINDOW": "20m"}, nil, "shorter than WADDLEBOT_WINDOWS_TTL"},
 	}
 	for _, tt := range tests {
 		_, _, err := load(t, tt.env, nil, tt.args...)

@@ -118,10 +118,7 @@ func (w *Windows) Allow(ctx context.Context, key, id string, limit int, window t
 	}
 	h := hashID(id)
 	for attempt := 0; attempt < 20; attempt++ {
-		entries, rev, known, err := w.load(ctx, key)
-		if err != nil {
-			return Decision{}, err
-		}
+		entries, rev, known := w.load(key)
 		now := w.now()
 		kept := prune(entries, now.Add(-window).UnixNano())
 		for _, e := range kept {
@@ -136,6 +133,7 @@ func (w *Windows) Allow(ctx context.Context, key, id string, limit int, window t
 		kept = append(kept, entry{at: now.UnixNano(), id: h})
 		val := encode(kept)
 		var newRev uint64
+		var err error
 		if known {
 			newRev, err = w.kv.Update(ctx, key, val, rev)
 		} else {
@@ -165,25 +163,19 @@ func isConflict(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyExists)
 }
 
-// load returns the cached value when we have one (the common case for a
-// single writer: one round trip per Allow); otherwise it reads the bucket.
-func (w *Windows) load(ctx context.Context, key string) ([]entry, uint64, bool, error) {
+// load returns the cached value and revision when we have one (the common
+// case for a single writer: one round trip per Allow). Without one it
+// assumes the key is absent, which a window key is after its bucket TTL of
+// idleness: the Create that follows then costs one round trip, and if the key
+// does exist the Create conflicts, Allow reads the truth and tries again.
+func (w *Windows) load(key string) ([]entry, uint64, bool) {
 	w.mu.Lock()
 	c, ok := w.cache[key]
 	w.mu.Unlock()
 	if ok {
-		return c.entries, c.rev, true, nil
+		return c.entries, c.rev, true
 	}
-	if err := w.refresh(ctx, key); err != nil {
-		return nil, 0, false, err
-	}
-	w.mu.Lock()
-	c, ok = w.cache[key]
-	w.mu.Unlock()
-	if !ok {
-		return nil, 0, false, nil
-	}
-	return c.entries, c.rev, true, nil
+	return nil, 0, false
 }
 
 func (w *Windows) refresh(ctx context.Context, key string) error {
