@@ -314,7 +314,7 @@ func (w *Worker) runDirect(ctx context.Context, inv *schemas.Invocation) (string
 	if err != nil {
 		return w.classify(ctx, hctx, err)
 	}
-	msgs, err := Outbound(inv, res, time.Now())
+	msgs, err := Outbound(inv, w.withDefaultVisibility(inv, res), time.Now())
 	if err != nil {
 		return outcomeFailed, consume.Permanent(err)
 	}
@@ -338,7 +338,7 @@ func (w *Worker) runWithOutbox(ctx context.Context, inv *schemas.Invocation) (st
 			if err != nil {
 				return nil, err
 			}
-			return Outbound(inv, res, time.Now())
+			return Outbound(inv, w.withDefaultVisibility(inv, res), time.Now())
 		})
 	if err != nil {
 		return w.classify(ctx, hctx, err)
@@ -359,6 +359,27 @@ func (w *Worker) runWithOutbox(ctx context.Context, inv *schemas.Invocation) (st
 		w.log.Warn("actions: unable to mark a result sent", logging.KeyID, inv.ID, logging.Err(err))
 	}
 	return outcome, nil
+}
+
+// withDefaultVisibility gives replies that do not choose a visibility the
+// one the manifest declares for the command (a `!whoami` may answer in
+// private by default).
+func (w *Worker) withDefaultVisibility(inv *schemas.Invocation, res *schemas.Result) *schemas.Result {
+	if res == nil || inv.Command == "" {
+		return res
+	}
+	spec, ok := w.cfg.Module.Manifest.Command(inv.Command)
+	if !ok || spec.Visibility == "" {
+		return res
+	}
+	out := *res
+	out.Replies = append([]schemas.ReplyText(nil), res.Replies...)
+	for i := range out.Replies {
+		if out.Replies[i].Visibility == "" {
+			out.Replies[i].Visibility = spec.Visibility
+		}
+	}
+	return &out
 }
 
 func (w *Worker) callHandler(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (res *schemas.Result, err error) {

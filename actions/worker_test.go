@@ -687,3 +687,39 @@ func TestSilentResultCompletesTheInvocation(t *testing.T) {
 		t.Errorf("dead letters %+v", dls)
 	}
 }
+
+func TestCommandVisibilityIsTheDefault(t *testing.T) {
+	env := natstest.Start(t, nil)
+	st := storetest.New(t)
+	m := manifest("secretive", false, "whisper", "shout")
+	m.Commands[0].Visibility = schemas.VisibilityPrivate
+	mod := Module{Manifest: m, Handle: func(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (*schemas.Result, error) {
+		res := &schemas.Result{Version: schemas.Version, InvocationID: inv.ID,
+			Replies: []schemas.ReplyText{{Text: "just for you"}}}
+		if inv.Command == "shout" {
+			res.Replies = append(res.Replies, schemas.ReplyText{Text: "everyone!", Visibility: schemas.VisibilityPublic})
+		}
+		return res, nil
+	}}
+	start(t, newWorker(t, testConfig(mod, env.Conn, st)))
+	actionstest.Publish(t, env.Conn.JS, actionstest.Invocation("secretive", "whisper"))
+	actionstest.Publish(t, env.Conn.JS, actionstest.Invocation("secretive", "shout"))
+	var got []actionstest.Reply
+	actionstest.Eventually(t, waitLong, "three replies", func() bool {
+		got = actionstest.Replies(t, env.Conn.JS)
+		return len(got) == 3
+	})
+	vis := map[string]schemas.Visibility{}
+	for _, r := range got {
+		vis[r.InvocationID+"/"+r.Text] = r.Visibility
+	}
+	count := map[schemas.Visibility]int{}
+	for _, v := range vis {
+		count[v]++
+	}
+	// whisper's reply takes the command's private default; shout's unmarked
+	// reply is public (no default), its marked one stays public.
+	if count[schemas.VisibilityPrivate] != 1 || count[schemas.VisibilityPublic] != 2 {
+		t.Fatalf("visibilities = %v", vis)
+	}
+}
