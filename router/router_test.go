@@ -143,30 +143,7 @@ func (r *rig) commands(t *testing.T) []schemas.Invocation {
 
 func readAll[T any](t *testing.T, js jetstream.JetStream, stream string) []T {
 	t.Helper()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []T
-	if info.State.Msgs == 0 {
-		return nil
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			continue
-		}
-		var v T
-		if err := json.Unmarshal(m.Data, &v); err != nil {
-			t.Fatalf("%s seq %d: %v", stream, seq, err)
-		}
-		out = append(out, v)
-	}
-	return out
+	return natstest.Decode[T](t, js, stream, "")
 }
 
 // settle waits until the router has acked everything published so far.

@@ -4,13 +4,13 @@ package actionstest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/waddlebot/waddlebot/internal/natsx/natstest"
 	"github.com/waddlebot/waddlebot/schemas"
 	"github.com/waddlebot/waddlebot/streams"
 )
@@ -84,58 +84,7 @@ func PublishAs(t testing.TB, js jetstream.JetStream, inv *schemas.Invocation, ms
 // all), oldest first.
 func Messages(t testing.TB, js jetstream.JetStream, stream, filter string) []*jetstream.RawStreamMsg {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatalf("stream %s: %v", stream, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatalf("stream %s: %v", stream, err)
-	}
-	var out []*jetstream.RawStreamMsg
-	if info.State.Msgs == 0 {
-		return nil
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("stream %s message %d: %v", stream, seq, err)
-		}
-		if filter == "" || subjectMatches(filter, m.Subject) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func subjectMatches(filter, subject string) bool {
-	f, s := splitSubject(filter), splitSubject(subject)
-	for i, tok := range f {
-		if tok == ">" {
-			return len(s) > i
-		}
-		if i >= len(s) || (tok != "*" && tok != s[i]) {
-			return false
-		}
-	}
-	return len(f) == len(s)
-}
-
-func splitSubject(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == '.' {
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	return out
+	return natstest.Messages(t, js, stream, filter)
 }
 
 // Replies returns the replies in WB_REPLIES, oldest first, with the subject
@@ -189,13 +138,7 @@ func DeadLetters(t testing.TB, js jetstream.JetStream, stream string) []schemas.
 // Eventually waits up to timeout for cond, failing the test with what.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	natstest.Eventually(t, timeout, what, cond)
 }
 
 // Settled reports whether a durable consumer has nothing left to deliver

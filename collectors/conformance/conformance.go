@@ -454,28 +454,7 @@ func deadLetters(t *testing.T, conn *natsx.Conn) []schemas.DeadLetter {
 // readStream returns every message a stream holds, oldest first.
 func readStream(t *testing.T, conn *natsx.Conn, name string) []*jetstream.RawStreamMsg {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := conn.JS.Stream(ctx, name)
-	if err != nil {
-		t.Fatalf("stream %s: %v", name, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatalf("stream %s info: %v", name, err)
-	}
-	var out []*jetstream.RawStreamMsg
-	if info.State.Msgs == 0 {
-		return nil
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			continue // deleted
-		}
-		out = append(out, m)
-	}
-	return out
+	return natstest.Messages(t, conn.JS, name, "")
 }
 
 func describe(events []storedEvent) string {
@@ -520,11 +499,5 @@ func (r *rig) sendFailures(t *testing.T) float64 {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", waitLimit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	natstest.Eventually(t, waitLimit, what, cond)
 }

@@ -129,29 +129,7 @@ func TestSayEndpoint(t *testing.T) {
 
 func readEvents(t *testing.T, env *natstest.Env) []schemas.Event {
 	t.Helper()
-	conn := env.Connect(t)
-	ctx := context.Background()
-	s, err := conn.JS.Stream(ctx, schemas.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []schemas.Event
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			continue
-		}
-		var ev schemas.Event
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, ev)
-	}
-	return out
+	return natstest.Decode[schemas.Event](t, env.Conn.JS, schemas.StreamEvents, "")
 }
 
 // sseReader reads Server-Sent Events: blocks of lines ending in a blank line.

@@ -2,7 +2,6 @@ package consume_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -69,39 +68,12 @@ func (r *rig) run(t *testing.T, h consume.Handler, cfg consume.Config) (stop fun
 
 func (r *rig) deadLetters(t *testing.T) []schemas.DeadLetter {
 	t.Helper()
-	ctx := context.Background()
-	s, err := r.env.Conn.JS.Stream(ctx, schemas.StreamDLQ)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []schemas.DeadLetter
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			continue
-		}
-		var dl schemas.DeadLetter
-		if err := json.Unmarshal(m.Data, &dl); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, dl)
-	}
-	return out
+	return natstest.Decode[schemas.DeadLetter](t, r.env.Conn.JS, schemas.StreamDLQ, "")
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	natstest.Eventually(t, 20*time.Second, what, cond)
 }
 
 func ackPending(t *testing.T, c jetstream.Consumer) (uint64, int) {

@@ -470,13 +470,7 @@ func (h *harness) exec(sql string, args ...any) {
 // eventually polls cond until it holds, failing the test after waitLong.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", waitLong, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	natstest.Eventually(t, waitLong, what, cond)
 }
 
 // ---- what the console sender delivered ----

@@ -4,8 +4,13 @@ package natstest
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/waddlebot/waddlebot/internal/logging"
 	"github.com/waddlebot/waddlebot/internal/natsx"
@@ -56,3 +61,64 @@ func Connect(t testing.TB, srv *natsx.Embedded) *natsx.Conn {
 
 // Connect opens another client connection to this test's server.
 func (e *Env) Connect(t testing.TB) *natsx.Conn { return Connect(t, e.Server) }
+
+// Messages returns the messages stored in stream, oldest first; with a
+// filter, only those whose subject matches it.
+func Messages(t testing.TB, js jetstream.JetStream, stream, filter string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted
+		}
+		if err != nil {
+			t.Fatalf("stream %s message %d: %v", stream, seq, err)
+		}
+		if filter == "" || server.SubjectMatchesFilter(m.Subject, filter) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Decode returns the messages of stream (matching filter, if any) decoded
+// from JSON as T, failing the test on anything undecodable.
+func Decode[T any](t testing.TB, js jetstream.JetStream, stream, filter string) []T {
+	t.Helper()
+	var out []T
+	for _, m := range Messages(t, js, stream, filter) {
+		var v T
+		if err := json.Unmarshal(m.Data, &v); err != nil {
+			t.Fatalf("%s seq %d on %s: %v", stream, m.Sequence, m.Subject, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// Eventually polls cond every 10 ms until it holds, failing the test with
+// what after timeout.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
