@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/waddlebot/waddlebot/internal/config"
 	"github.com/waddlebot/waddlebot/internal/logging"
 	"github.com/waddlebot/waddlebot/internal/natsx"
@@ -90,4 +92,14 @@ func streamsConfig(p parsed) streams.Config { return streams.FromSettings(p.Conf
 // quietLogger keeps a benchmark's output to its report: warnings and errors only.
 func quietLogger() *slog.Logger {
 	return logging.New(os.Stderr, logging.Options{Level: "warn"})
+}
+
+// withStreamHint explains a missing stream, the usual sign of talking to a
+// NATS server that is not WaddleBot's.
+func withStreamHint(err error, p parsed) error {
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return err
+	}
+	return fmt.Errorf("%w\n  (the NATS server at %s has no WaddleBot streams: is `waddlebot dev` running from this directory? Against another server, run `waddlebot streams apply` first)",
+		err, config.ResolveNATSURL(p.Config))
 }

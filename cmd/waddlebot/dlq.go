@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/waddlebot/waddlebot/internal/config"
 	"github.com/waddlebot/waddlebot/internal/dlq"
 )
@@ -32,10 +34,13 @@ func runDLQ(ctx context.Context, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	js := conn.JS
+	return withStreamHint(dlqCommand(ctx, conn.JS, p, *stream, *limit, *all, *keep), p)
+}
+
+func dlqCommand(ctx context.Context, js jetstream.JetStream, p parsed, stream string, limit int, all, keep bool) error {
 	switch p.args[0] {
 	case "list":
-		entries, err := dlq.List(ctx, js, *stream, *limit)
+		entries, err := dlq.List(ctx, js, stream, limit)
 		if err != nil {
 			return err
 		}
@@ -75,8 +80,8 @@ func runDLQ(ctx context.Context, args []string) error {
 		return enc.Encode(out)
 	case "replay":
 		var seqs []uint64
-		if *all {
-			entries, err := dlq.List(ctx, js, *stream, 0)
+		if all {
+			entries, err := dlq.List(ctx, js, stream, 0)
 			if err != nil {
 				return err
 			}
@@ -91,7 +96,7 @@ func runDLQ(ctx context.Context, args []string) error {
 			seqs = []uint64{seq}
 		}
 		for _, seq := range seqs {
-			id, err := dlq.Replay(ctx, js, seq, !*keep)
+			id, err := dlq.Replay(ctx, js, seq, !keep)
 			if err != nil {
 				return err
 			}

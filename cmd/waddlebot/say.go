@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -35,11 +34,8 @@ func runSay(ctx context.Context, args []string) error {
 	defer conn.Close()
 	_, replies, err := console.SayAndWait(ctx, conn, console.Message{Channel: *channel, User: *user, Role: *role, Text: text},
 		console.SayOptions{Wait: *wait, NoWait: *noWait})
-	if errors.Is(err, console.ErrNoReply) {
-		return err
-	}
 	if err != nil {
-		return err
+		return withStreamHint(err, p)
 	}
 	for _, r := range replies {
 		switch {
