@@ -87,9 +87,6 @@ type Config struct {
 	// Collectors.
 	SenderConcurrency int
 	SendWindow        time.Duration
-	TwitchSendBudget  int
-	DiscordSendBudget int
-	SlackSendBudget   int
 	ConsoleSendBudget int
 	ConsoleEnabled    bool
 }
@@ -326,14 +323,8 @@ func Table() []Setting {
 
 		integer("SENDER_CONCURRENCY", GroupCollector, 64, "replies one sender replica works on at once",
 			func(c *Config) *int { return &c.SenderConcurrency }, 1),
-		duration("SEND_WINDOW", GroupCollector, 30*time.Second, "window of the per-channel send budgets",
+		duration("SEND_WINDOW", GroupCollector, 30*time.Second, "window of the per-channel send budgets (each platform's collector sets its budget per window)",
 			func(c *Config) *time.Duration { return &c.SendWindow }, time.Millisecond),
-		integer("TWITCH_SEND_BUDGET", GroupCollector, 20, "Twitch messages per channel per send window (100 when the bot is a moderator)",
-			func(c *Config) *int { return &c.TwitchSendBudget }, 1),
-		integer("DISCORD_SEND_BUDGET", GroupCollector, 30, "Discord messages per channel per send window (Discord's own X-RateLimit headers also apply)",
-			func(c *Config) *int { return &c.DiscordSendBudget }, 1),
-		integer("SLACK_SEND_BUDGET", GroupCollector, 30, "Slack messages per channel per send window (about 1/s)",
-			func(c *Config) *int { return &c.SlackSendBudget }, 1),
 		integer("CONSOLE_SEND_BUDGET", GroupCollector, 10000, "console messages per channel per send window",
 			func(c *Config) *int { return &c.ConsoleSendBudget }, 1),
 		boolean("CONSOLE_ENABLED", GroupCollector, false, "serve the console platform and the dev chat page outside `waddlebot dev` (they trust the role a sender claims)",
