@@ -2,22 +2,19 @@ package actions
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/waddlebot/waddlebot/internal/consume"
 	"github.com/waddlebot/waddlebot/internal/logging"
 	"github.com/waddlebot/waddlebot/internal/store"
 )
 
 const (
 	sweepBatch = 100
-	// processedRetention outlives WB_COMMANDS' MaxAge (24 h): no redelivery
-	// can ask for an invocation pruned after it.
-	processedRetention = 25 * time.Hour
-	pruneEvery         = time.Hour
+	// defaultRetention outlives WB_COMMANDS' default MaxAge (24 h): no
+	// redelivery can ask for an invocation pruned after it.
+	defaultRetention = 25 * time.Hour
+	pruneEvery       = time.Hour
 )
 
 // sweepOutbox republishes results that committed but were never marked sent,
@@ -37,7 +34,7 @@ func (w *Worker) sweepOutbox(ctx context.Context) {
 		w.republishUnsent(ctx)
 		if time.Since(lastPrune) >= pruneEvery {
 			lastPrune = time.Now()
-			n, err := w.cfg.Store.PruneProcessed(ctx, w.cfg.Module.Manifest.Name, processedRetention)
+			n, err := w.cfg.Store.PruneProcessed(ctx, w.cfg.Module.Manifest.Name, w.cfg.Retention)
 			if err != nil {
 				w.logStoreTrouble("actions: unable to prune the outbox", err)
 			} else if n > 0 {
@@ -60,7 +57,7 @@ func (w *Worker) republishUnsent(ctx context.Context) {
 		for _, u := range unsent {
 			if err := w.publish(ctx, u.Messages); err != nil {
 				w.log.Warn("actions: unable to republish an unsent result", logging.KeyID, u.InvocationID, logging.Err(err))
-				if natsDown(err) {
+				if consume.NATSTrouble(err) {
 					return
 				}
 				// One result NATS refuses must not hold back the others.
@@ -87,13 +84,4 @@ func (w *Worker) logStoreTrouble(msg string, err error) {
 		return
 	}
 	w.log.Warn(msg, logging.Err(err))
-}
-
-// natsDown tells NATS being unreachable or slow (the same errors the consume
-// loop retries without counting) from NATS refusing one message.
-func natsDown(err error) bool {
-	return errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionReconnecting) ||
-		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionDraining) ||
-		errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded)
 }

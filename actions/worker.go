@@ -61,6 +61,9 @@ type Config struct {
 	// InstanceID names this replica in its heartbeat; default
 	// hostname-pid-random.
 	InstanceID string
+	// Retention is how long a sent result is kept to answer redeliveries;
+	// it must outlive WB_COMMANDS' MaxAge. Default 25h.
+	Retention time.Duration
 	// Backoff, when set, replaces the consume loop's retry delays.
 	Backoff []time.Duration
 	Logger  *slog.Logger
@@ -84,6 +87,9 @@ func (c *Config) defaults() {
 	}
 	if c.HeartbeatEvery == 0 {
 		c.HeartbeatEvery = 10 * time.Second
+	}
+	if c.Retention == 0 {
+		c.Retention = defaultRetention
 	}
 	if c.InstanceID == "" {
 		c.InstanceID = defaultInstanceID()
@@ -319,7 +325,7 @@ func (w *Worker) runDirect(ctx context.Context, inv *schemas.Invocation) (string
 		return outcomeFailed, consume.Permanent(err)
 	}
 	if err := w.publish(ctx, msgs); err != nil {
-		return publishOutcome(err), err
+		return publishOutcome(err), consume.DeferNATS(err)
 	}
 	return outcomeOK, nil
 }
@@ -351,7 +357,7 @@ func (w *Worker) runWithOutbox(ctx context.Context, inv *schemas.Invocation) (st
 		w.afterCommit(inv)
 	}
 	if err := w.publish(ctx, msgs); err != nil {
-		return publishOutcome(err), err
+		return publishOutcome(err), consume.DeferNATS(err)
 	}
 	if err := w.cfg.Store.MarkSent(ctx, inv.ID); err != nil {
 		// Published and about to be acked: the sweeper will publish it once
@@ -421,7 +427,7 @@ func (w *Worker) storeDown(ctx context.Context) bool {
 // publishOutcome tells NATS being away, which the consume loop retries
 // without counting, from a publish that failed.
 func publishOutcome(err error) string {
-	if natsDown(err) {
+	if consume.NATSTrouble(err) {
 		return outcomeDeferred
 	}
 	return outcomeFailed

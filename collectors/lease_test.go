@@ -27,7 +27,11 @@ func leasesFor(t *testing.T, env *natstest.Env, holder string) *coord.Leases {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return coord.NewLeases(kv, leaseTTL, holder, logging.Discard())
+	l, err := coord.NewLeases(context.Background(), kv, holder, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 // connection stands for a platform connection: it records how many holders

@@ -64,7 +64,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *schemas.Event) error {
 			logging.KeySubject, subject, logging.KeyEvent, ev.ID)
 		return nil
 	}
-	metrics.EventsIn.WithLabelValues(ev.Platform, string(ev.Kind)).Inc()
+	metrics.EventsPublished.WithLabelValues(ev.Platform, string(ev.Kind)).Inc()
 	p.log.Debug("collectors: event published", logging.KeyPlatform, ev.Platform, logging.KeySubject, subject,
 		logging.KeyEvent, ev.ID, logging.KeySeq, ack.Sequence)
 	return nil

@@ -30,7 +30,7 @@ func TestPublishCompletesAndDedupesByID(t *testing.T) {
 	env := natstest.Start(t, nil)
 	pub := collectors.NewPublisher(env.Conn.JS, logging.Discard())
 	ctx := context.Background()
-	inBefore := metricValue(t, "waddlebot_events_in_total", map[string]string{"platform": "console", "kind": "chat"})
+	inBefore := metricValue(t, "waddlebot_events_published_total", map[string]string{"platform": "console", "kind": "chat"})
 
 	ev := chatEvent("msg-1")
 	if err := pub.Publish(ctx, ev); err != nil {
@@ -65,9 +65,9 @@ func TestPublishCompletesAndDedupesByID(t *testing.T) {
 	if stored.ID != ev.ID || stored.Version != schemas.Version || stored.ReceivedAt.IsZero() {
 		t.Errorf("stored event %+v", stored)
 	}
-	inAfter := metricValue(t, "waddlebot_events_in_total", map[string]string{"platform": "console", "kind": "chat"})
+	inAfter := metricValue(t, "waddlebot_events_published_total", map[string]string{"platform": "console", "kind": "chat"})
 	if inAfter-inBefore != 1 {
-		t.Errorf("events_in grew by %v, want 1 (the duplicate is not an event)", inAfter-inBefore)
+		t.Errorf("events_published grew by %v, want 1 (the duplicate is not an event)", inAfter-inBefore)
 	}
 
 	other := chatEvent("msg-2")

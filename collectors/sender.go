@@ -66,7 +66,7 @@ type Sender struct {
 	cfg      SenderConfig
 	platform string
 	log      *slog.Logger
-	ready    atomic.Bool
+	loop     atomic.Pointer[consume.Loop]
 	budget   *coord.Windows
 	// refused remembers replies whose last send here came back with an
 	// error, so their retry is not mistaken for a possible duplicate.
@@ -145,16 +145,32 @@ func (s *Sender) Run(ctx context.Context) error {
 		},
 		Logger: s.log,
 	})
-	s.ready.Store(true)
-	defer s.ready.Store(false)
+	s.loop.Store(loop)
+	defer s.loop.Store(nil)
 	s.log.Info("collectors: sender running", logging.KeyConsumer, durable, "budget", s.cfg.Budget, "window", s.cfg.Window)
 	err = loop.Run(ctx)
 	s.log.Info("collectors: sender stopped", logging.KeyConsumer, durable)
 	return err
 }
 
-// Ready reports whether Run has its consumer and is sending.
-func (s *Sender) Ready() bool { return s.ready.Load() }
+// Ready reports whether Run has its consumer and is sending (not paused
+// for an unreachable send budget).
+func (s *Sender) Ready() bool {
+	l := s.loop.Load()
+	return l != nil && !l.Paused()
+}
+
+// notePossibleDuplicate counts a redelivered reply whose earlier attempt may
+// have reached the platform (passedBefore) and was not seen to fail.
+func (s *Sender) notePossibleDuplicate(msg jetstream.Msg, id string, passedBefore bool, log *slog.Logger) {
+	meta, err := msg.Metadata()
+	if err != nil || meta.NumDelivered <= 1 || !passedBefore || s.refused.has(id) {
+		return
+	}
+	metrics.PossibleDuplicateSends.WithLabelValues(s.platform).Inc()
+	log.Warn("collectors: reply redelivered after an earlier attempt may have been sent; it may appear twice",
+		"deliveries", meta.NumDelivered)
+}
 
 // BudgetKey is the send-budget window of one channel of a platform in
 // streams.BucketWindows.
@@ -201,11 +217,11 @@ func (s *Sender) handle(ctx context.Context, msg jetstream.Msg) error {
 		// Allowed without a new entry: an earlier delivery of this reply got
 		// past the budget. Unless we saw that attempt fail, it may have
 		// reached the platform and died before its ack (design §3).
-		if meta, err := msg.Metadata(); err == nil && meta.NumDelivered > 1 && d.Repeat && !s.refused.has(r.ID) {
-			metrics.PossibleDuplicateSends.WithLabelValues(s.platform).Inc()
-			log.Warn("collectors: reply redelivered after an earlier attempt may have been sent; it may appear twice",
-				"deliveries", meta.NumDelivered)
-		}
+		s.notePossibleDuplicate(msg, r.ID, d.Repeat, log)
+	} else {
+		// No budget to tell whether an earlier delivery got as far as the
+		// platform: every redelivery not seen to fail may be one.
+		s.notePossibleDuplicate(msg, r.ID, true, log)
 	}
 
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.AckWait)

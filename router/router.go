@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -142,6 +144,12 @@ func (r *Router) Ready() bool {
 
 // handle routes one event.
 func (r *Router) handle(ctx context.Context, msg jetstream.Msg) error {
+	if meta, err := msg.Metadata(); err == nil && meta.NumDelivered == 1 {
+		// Counted from the subject, so undecodable events count too.
+		if a, err := schemas.ParseEventSubject(msg.Subject()); err == nil {
+			metrics.EventsIn.WithLabelValues(a.Platform, string(a.Kind)).Inc()
+		}
+	}
 	var ev schemas.Event
 	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
 		return consume.Permanent(fmt.Errorf("router: undecodable event: %w", err))
@@ -157,11 +165,13 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) error {
 		if store.IsUnavailable(err) {
 			return consume.Unavailable(err)
 		}
-		return err
+		// Route's other errors come from KV (cooldowns, windows): a NATS that
+		// does not answer defers the event instead of failing it.
+		return consume.DeferNATS(err)
 	}
 	if len(invs) > 0 {
 		if err := r.publish(ctx, invs); err != nil {
-			return err
+			return consume.DeferNATS(err)
 		}
 		metrics.Since("route", ev.ReceivedAt)
 	}
@@ -253,21 +263,29 @@ func (r *Router) parse(ev *schemas.Event, reg *registry) (Command, bool) {
 	for len(first) > 0 && (first[0] == ' ' || first[0] == '\t') {
 		first = first[1:]
 	}
-	if first == "" || isWordByte(first[0]) {
+	if first == "" {
 		return Command{}, false
 	}
-	for n := 1; n <= 3 && n < len(first); n++ {
-		if c, ok := Parse(first, first[:n]); ok {
+	// Prefixes are symbols (the database refuses letters and digits), so
+	// chat that starts with a word is never a command.
+	if r, _ := utf8.DecodeRuneInString(first); unicode.IsLetter(r) || unicode.IsDigit(r) {
+		return Command{}, false
+	}
+	// A prefix is one to three characters, not bytes ("€€" is two).
+	end := 0
+	for runes := 0; runes < 3; runes++ {
+		_, size := utf8.DecodeRuneInString(first[end:])
+		end += size
+		if end >= len(first) {
+			break
+		}
+		if c, ok := Parse(first, first[:end]); ok {
 			if _, known := reg.lookup(c); known {
 				return c, true
 			}
 		}
 	}
 	return Command{}, false
-}
-
-func isWordByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
 }
 
 func (r *Router) routeCommand(ctx context.Context, ev *schemas.Event, view *communityView, reg *registry, cmd Command) (*schemas.Invocation, string, error) {
@@ -312,7 +330,8 @@ func (r *Router) routeCommand(ctx context.Context, ev *schemas.Event, view *comm
 		metrics.RateLimited.WithLabelValues("channel_rate").Inc()
 		return nil, OutcomeLimited, nil
 	}
-	if ok, err := r.cooldowns.Take(ctx, "cu."+community+"."+spec.Name+"."+user, ev.ID, ms(spec.UserCooldownMS)); err != nil {
+	userCooldown := "cu." + community + "." + spec.Name + "." + user
+	if ok, err := r.cooldowns.Take(ctx, userCooldown, ev.ID, ms(spec.UserCooldownMS)); err != nil {
 		return nil, "", err
 	} else if !ok {
 		metrics.RateLimited.WithLabelValues("cooldown_user").Inc()
@@ -321,6 +340,13 @@ func (r *Router) routeCommand(ctx context.Context, ev *schemas.Event, view *comm
 	if ok, err := r.cooldowns.Take(ctx, "cg."+community+"."+spec.Name, ev.ID, ms(spec.GlobalCooldownMS)); err != nil {
 		return nil, "", err
 	} else if !ok {
+		// The command will not run: the user's own cooldown must not hold
+		// them back for something they never got.
+		if spec.UserCooldownMS > 0 {
+			if err := r.cooldowns.Release(ctx, userCooldown, ev.ID); err != nil {
+				return nil, "", err
+			}
+		}
 		metrics.RateLimited.WithLabelValues("cooldown_global").Inc()
 		return nil, OutcomeCooling, nil
 	}

@@ -31,6 +31,7 @@ var testModules = []schemas.Manifest{
 		{Name: "slow", Permission: "everyone", UserCooldownMS: 60_000},
 		{Name: "once", Permission: "everyone", GlobalCooldownMS: 60_000},
 		{Name: "modonly", Aliases: []string{"mo"}, Permission: "moderator"},
+		{Name: "both", Permission: "everyone", UserCooldownMS: 60_000, GlobalCooldownMS: 2_000},
 	}},
 	{Name: "rep", Version: "1.0.0", DefaultEnabled: true,
 		Commands: []schemas.CommandSpec{{Name: "rep", Permission: "everyone"}},
@@ -301,6 +302,43 @@ func (c countingStore) CommunityModules(ctx context.Context, id string) (map[str
 	return c.Store.CommunityModules(ctx, id)
 }
 
+// TestGlobalCooldownDoesNotSpendUserCooldown: a user refused by the global
+// cooldown never ran the command, so their own cooldown must not hold them
+// back once the global one ends.
+func TestGlobalCooldownDoesNotSpendUserCooldown(t *testing.T) {
+	r := newRig(t)
+	r.start(t, nil)
+	count := func(user string) int {
+		n := 0
+		for _, inv := range r.commands(t) {
+			if inv.Route == "cmd:both" && inv.Event.User.ID == user {
+				n++
+			}
+		}
+		return n
+	}
+	r.send(t, chat{user: "alice", text: "!both"})
+	r.settle(t)
+	r.send(t, chat{user: "bob", text: "!both"}) // refused: global cooldown
+	r.settle(t)
+	if count("alice") != 1 || count("bob") != 0 {
+		t.Fatalf("alice %d, bob %d", count("alice"), count("bob"))
+	}
+	// Once the 2 s global cooldown is over (KV expiry may lag by up to a
+	// second), bob's next try runs.
+	time.Sleep(3500 * time.Millisecond)
+	r.send(t, chat{user: "bob", text: "!both"})
+	r.settle(t)
+	if count("bob") != 1 {
+		t.Fatalf("bob still refused after the global cooldown: his own cooldown was spent (%d runs)", count("bob"))
+	}
+	r.send(t, chat{user: "alice", text: "!both"}) // alice is still in her own cooldown
+	r.settle(t)
+	if count("alice") != 1 {
+		t.Fatalf("alice ran %d times inside her cooldown", count("alice"))
+	}
+}
+
 func TestUserRateLimit(t *testing.T) {
 	r := newRig(t)
 	r.start(t, func(c *router.Config) { c.UserRateLimit = 3 })
@@ -373,6 +411,22 @@ func TestControlNoticesApplyWithoutRestart(t *testing.T) {
 	if len(invs) != 2 || invs[1].Event.Text != "?ping" || invs[1].Community.Prefix != "?" {
 		t.Fatalf("after prefix change: %d invocations", len(invs))
 	}
+	// A prefix of three characters that are more than one byte each.
+	community.Prefix = "€€€"
+	if err := r.store.UpdateCommunity(ctx, "owner", community); err != nil {
+		t.Fatal(err)
+	}
+	notify(t, r.env.Conn.NC, schemas.ControlCommunity(community.ID))
+	r.send(t, chat{channel: "ctl", user: "alice", text: "€€€ping"})
+	r.settle(t)
+	if invs = r.commands(t); len(invs) != 3 || invs[2].Event.Text != "€€€ping" {
+		t.Fatalf("a multi-byte prefix never matched: %d invocations", len(invs))
+	}
+	community.Prefix = "?"
+	if err := r.store.UpdateCommunity(ctx, "owner", community); err != nil {
+		t.Fatal(err)
+	}
+	notify(t, r.env.Conn.NC, schemas.ControlCommunity(community.ID))
 
 	// A module registered at run time is routed after a registry notice.
 	m := schemas.Manifest{Name: "late", Version: "1.0.0", DefaultEnabled: true,
@@ -384,7 +438,7 @@ func TestControlNoticesApplyWithoutRestart(t *testing.T) {
 	r.send(t, chat{channel: "ctl", user: "alice", text: "?late"})
 	r.settle(t)
 	invs = r.commands(t)
-	if len(invs) != 3 || invs[2].Module != "late" {
+	if len(invs) != 4 || invs[3].Module != "late" {
 		t.Fatalf("runtime module not routed: %d invocations", len(invs))
 	}
 }

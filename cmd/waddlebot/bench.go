@@ -24,12 +24,15 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&d.MaxEvents, "max-events", d.MaxEvents, "events published at once in the throughput phase")
 	fs.BoolVar(&d.SkipRaw, "skip-raw", false, "skip the raw JetStream chain")
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
-	natsURL := fs.String("bench-nats-url", "", "run against this NATS server instead of an embedded one (it must have JetStream; the run creates and then uses WaddleBot's streams there)")
-	p, err := parse(fs, args, config.GroupDatabase)
+	p, err := parse(fs, args, config.GroupDatabase, config.GroupNATS)
 	if err != nil {
 		return err
 	}
-	d.NATSURL = *natsURL
+	// An embedded server unless one is named: a bench on a server that runs
+	// WaddleBot would disturb it (bench.Run refuses one with WaddleBot's streams).
+	if p.Sources["NATS_URL"] != config.FromDefault {
+		d.NATSURL = p.NATSURL
+	}
 	d.DatabaseURL = p.DatabaseURL
 	d.Progress = os.Stderr
 	d.Logger = p.log

@@ -23,7 +23,8 @@ const secretKeyFile = "secret.key"
 func runDev(ctx context.Context, args []string) error {
 	fs := partFlags("dev")
 	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server (0: 4222, or the next free port above it)")
-	p, err := parse(fs, args, config.GroupNATS, config.GroupDatabase, config.GroupHTTP, config.GroupSecrets,
+	// No NATS settings: dev runs its own server.
+	p, err := parse(fs, args, config.GroupDatabase, config.GroupHTTP, config.GroupSecrets,
 		config.GroupStreams, config.GroupData, config.GroupRouter, config.GroupAction, config.GroupCollector)
 	if err != nil {
 		return err

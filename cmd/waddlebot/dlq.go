@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -95,12 +96,21 @@ func dlqCommand(ctx context.Context, js jetstream.JetStream, p parsed, stream st
 			}
 			seqs = []uint64{seq}
 		}
+		var failed error
 		for _, seq := range seqs {
 			id, err := dlq.Replay(ctx, js, seq, !keep)
-			if err != nil {
+			switch {
+			case errors.Is(err, dlq.ErrAlreadyReplayed):
+				fmt.Printf("not replayed %d: it was replayed as %s within the duplicate window; the letter is kept\n", seq, id)
+				failed = err
+			case err != nil:
 				return err
+			default:
+				fmt.Printf("replayed %d as %s\n", seq, id)
 			}
-			fmt.Printf("replayed %d as %s\n", seq, id)
+		}
+		if failed != nil {
+			return failed
 		}
 		if len(seqs) == 0 {
 			fmt.Println("no dead letters to replay")

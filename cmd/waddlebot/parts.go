@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/waddlebot/waddlebot/actions"
 	"github.com/waddlebot/waddlebot/actions/builtin"
@@ -44,6 +45,8 @@ func addAction(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st
 		Module: m, Conn: conn, Store: st,
 		Concurrency: p.ActionConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
 		HandlerTimeout: p.HandlerTimeout, OutboxSweep: p.OutboxSweep,
+		// Three beats per TTL: one lost beat does not make a module look dead.
+		HeartbeatEvery: p.HeartbeatTTL / 3, Retention: p.CommandsMaxAge + time.Hour,
 		Logger: p.log,
 	})
 	if err != nil {

@@ -235,7 +235,7 @@ func urlWithScheme(schemes ...string) func(string) error {
 // Table is every setting WaddleBot has, in the order `waddlebot config` prints.
 func Table() []Setting {
 	return []Setting{
-		str("NATS_URL", GroupNATS, "", "NATS server URL(s), comma-separated; empty: <data-dir>/nats.url written by `waddlebot dev`, else "+DefaultNATSURL,
+		str("NATS_URL", GroupNATS, "", "NATS server URL(s), comma-separated; empty: <data-dir>/nats.url written by waddlebot dev, else "+DefaultNATSURL,
 			func(c *Config) *string { return &c.NATSURL }, urlWithScheme("nats", "tls", "ws", "wss")),
 		str("NATS_CREDS", GroupNATS, "", "NATS user credentials file (decentralized JWT auth)",
 			func(c *Config) *string { return &c.NATSCreds }),
@@ -327,7 +327,7 @@ func Table() []Setting {
 			func(c *Config) *time.Duration { return &c.SendWindow }, time.Millisecond),
 		integer("CONSOLE_SEND_BUDGET", GroupCollector, 10000, "console messages per channel per send window",
 			func(c *Config) *int { return &c.ConsoleSendBudget }, 1),
-		boolean("CONSOLE_ENABLED", GroupCollector, false, "serve the console platform and the dev chat page outside `waddlebot dev` (they trust the role a sender claims)",
+		boolean("CONSOLE_ENABLED", GroupCollector, false, "serve the console platform and the dev chat page outside waddlebot dev (they trust the role a sender claims)",
 			func(c *Config) *bool { return &c.ConsoleEnabled }),
 	}
 }

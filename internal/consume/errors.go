@@ -1,6 +1,7 @@
 package consume
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -100,7 +101,7 @@ func classify(err error) (outcome, time.Duration) {
 	}
 	if transportTrouble(err) {
 		// NATS itself is unreachable or slow: not the message's fault.
-		return outcomeDefer, time.Second
+		return outcomeDefer, natsRetry
 	}
 	var r *retryAfterError
 	if errors.As(err, &r) {
@@ -109,9 +110,32 @@ func classify(err error) (outcome, time.Duration) {
 	return outcomeFailure, 0
 }
 
+// natsRetry is how long a message waits when NATS did not answer.
+const natsRetry = time.Second
+
 func transportTrouble(err error) bool {
 	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionReconnecting) ||
 		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
-		errors.Is(err, nats.ErrConnectionDraining) || errors.Is(err, jetstream.ErrTooManyStalledMsgs)
+		errors.Is(err, nats.ErrConnectionDraining) || errors.Is(err, jetstream.ErrTooManyStalledMsgs) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout)
+}
+
+// NATSTrouble reports whether an error from a NATS or JetStream call (a
+// publish, a KV read or write) means NATS did not answer in time or is away,
+// rather than that it refused. JetStream calls made with a context that has
+// no deadline of its own time out with context.DeadlineExceeded, so a
+// caller that knows the error came from such a call counts that too; the
+// loop alone cannot tell it from a handler's own timeout.
+func NATSTrouble(err error) bool {
+	return transportTrouble(err) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// DeferNATS turns an error from a NATS call into a deferral when NATS did
+// not answer, and leaves any other error as it is.
+func DeferNATS(err error) error {
+	if err != nil && NATSTrouble(err) {
+		return Defer(natsRetry, "NATS did not answer: "+err.Error())
+	}
+	return err
 }

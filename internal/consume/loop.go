@@ -479,9 +479,9 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// pause stops pulling until the probe succeeds (or, without a probe, for a
-// growing while), so the consumer does not cycle messages through a
-// dependency that is down.
+// pause stops pulling until the probe succeeds (without a probe, for one
+// ProbeEvery), so the consumer does not cycle messages through a dependency
+// that is down.
 func (l *Loop) pause(ctx context.Context) {
 	l.pauseMu.Lock()
 	if l.paused != nil {

@@ -59,6 +59,26 @@ func (c *Cooldowns) Take(ctx context.Context, key, eventID string, d time.Durati
 	return string(e.Value()) == eventID, nil
 }
 
+// Release gives back a cooldown this event took, when what it guarded did
+// not happen after all (a later check refused the command). A cooldown held
+// by another event is left alone.
+func (c *Cooldowns) Release(ctx context.Context, key, eventID string) error {
+	e, err := c.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("coord: unable to read cooldown %s: %w", key, err)
+	}
+	if string(e.Value()) != eventID {
+		return nil
+	}
+	if err := c.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil && !isConflict(err) {
+		return fmt.Errorf("coord: unable to release cooldown %s: %w", key, err)
+	}
+	return nil
+}
+
 // Windows are sliding-window logs: each key's value is the recent entries
 // (a timestamp and a hash of the id that made it) within the window. A new
 // entry is added only if fewer than the limit are inside the window, and the

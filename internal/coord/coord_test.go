@@ -152,8 +152,8 @@ func TestWindowSlides(t *testing.T) {
 func TestLeaseIsExclusiveAndReleases(t *testing.T) {
 	env := natstest.Start(t, func(c *streams.Config) { c.LeaseTTL = 3 * time.Second })
 	kv := bucket(t, env, streams.BucketLeases)
-	one := coord.NewLeases(kv, 3*time.Second, "replica-1", logging.Discard())
-	two := coord.NewLeases(kv, 3*time.Second, "replica-2", logging.Discard())
+	one := leases(t, kv, "replica-1")
+	two := leases(t, kv, "replica-2")
 	l1, err := one.TryAcquire(ctx, "twitch.eventsub.0")
 	if err != nil {
 		t.Fatal(err)
@@ -185,8 +185,8 @@ func TestLeaseFencing(t *testing.T) {
 	env := natstest.Start(t, func(c *streams.Config) { c.LeaseTTL = 3 * time.Second })
 	holderConn := env.Connect(t)
 	holderKV := bucket(t, &natstest.Env{Conn: holderConn}, streams.BucketLeases)
-	one := coord.NewLeases(holderKV, 3*time.Second, "replica-1", logging.Discard())
-	two := coord.NewLeases(bucket(t, env, streams.BucketLeases), 3*time.Second, "replica-2", logging.Discard())
+	one := leases(t, holderKV, "replica-1")
+	two := leases(t, bucket(t, env, streams.BucketLeases), "replica-2")
 	l1, err := one.TryAcquire(ctx, "discord.shard.0")
 	if err != nil {
 		t.Fatal(err)
@@ -208,4 +208,13 @@ func TestLeaseFencing(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("old holder never gave the lease up")
 	}
+}
+
+func leases(t *testing.T, kv jetstream.KeyValue, holder string) *coord.Leases {
+	t.Helper()
+	l, err := coord.NewLeases(ctx, kv, holder, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

@@ -25,12 +25,20 @@ type Leases struct {
 	log    *slog.Logger
 }
 
-// NewLeases uses kv, whose TTL is ttl, on behalf of holder (a replica id).
-func NewLeases(kv jetstream.KeyValue, ttl time.Duration, holder string, log *slog.Logger) *Leases {
+// NewLeases uses kv on behalf of holder (a replica id). The lease lifetime
+// is the bucket's TTL, read from the bucket so the two cannot disagree.
+func NewLeases(ctx context.Context, kv jetstream.KeyValue, holder string, log *slog.Logger) (*Leases, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Leases{kv: kv, ttl: ttl, holder: holder, log: log}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("coord: unable to read the lease bucket: %w", err)
+	}
+	if st.TTL() <= 0 {
+		return nil, fmt.Errorf("coord: lease bucket %s has no TTL: leases would never expire", st.Bucket())
+	}
+	return &Leases{kv: kv, ttl: st.TTL(), holder: holder, log: log}, nil
 }
 
 // Lease is a held claim. Lost is closed when the holder must stop using the

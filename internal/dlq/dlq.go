@@ -24,6 +24,11 @@ type Entry struct {
 // ErrNotFound means no dead letter has that sequence.
 var ErrNotFound = errors.New("dlq: no dead letter with that sequence")
 
+// ErrAlreadyReplayed means the letter was replayed within the stream's
+// duplicate window, so the stream dropped this copy: nothing was published
+// (and the letter is kept).
+var ErrAlreadyReplayed = errors.New("dlq: already replayed; the stream dropped this copy")
+
 // List returns up to limit dead letters, oldest first, optionally only those
 // from one stream (WB_EVENTS, WB_COMMANDS, ...).
 func List(ctx context.Context, js jetstream.JetStream, stream string, limit int) ([]Entry, error) {
@@ -103,8 +108,8 @@ func decode(b []byte) (Entry, error) {
 // Replay publishes a dead letter's original message again, headers and body
 // byte for byte, to its original subject, under a message id of its own (so
 // the duplicate window lets it in, and a second replay of the same letter
-// does not). With remove, the dead letter is deleted once the replay is
-// stored.
+// does not: that returns ErrAlreadyReplayed). With remove, the dead letter is
+// deleted once the replay is stored.
 func Replay(ctx context.Context, js jetstream.JetStream, seq uint64, remove bool) (string, error) {
 	e, err := Show(ctx, js, seq)
 	if err != nil {
@@ -126,8 +131,12 @@ func Replay(ctx context.Context, js jetstream.JetStream, seq uint64, remove bool
 	}
 	id := schemas.ReplayMsgID(original, seq)
 	msg.Header.Set(jetstream.MsgIDHeader, id)
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
+	ack, err := js.PublishMsg(ctx, msg)
+	if err != nil {
 		return "", fmt.Errorf("dlq: unable to replay %d to %s: %w", seq, d.Subject, err)
+	}
+	if ack.Duplicate {
+		return id, fmt.Errorf("%w (%d, as %s)", ErrAlreadyReplayed, seq, id)
 	}
 	if remove {
 		s, err := js.Stream(ctx, schemas.StreamDLQ)

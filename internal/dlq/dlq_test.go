@@ -61,8 +61,11 @@ func TestListShowReplay(t *testing.T) {
 	if id != schemas.ReplayMsgID("ev-1", first.Seq) {
 		t.Fatalf("replay id = %s", id)
 	}
-	if _, err := dlq.Replay(ctx, js, first.Seq, false); err != nil {
-		t.Fatal(err)
+	if _, err := dlq.Replay(ctx, js, first.Seq, true); !errors.Is(err, dlq.ErrAlreadyReplayed) {
+		t.Fatalf("second replay: %v, want ErrAlreadyReplayed", err)
+	}
+	if _, err := dlq.Show(ctx, js, first.Seq); err != nil {
+		t.Fatalf("a letter whose replay was dropped was removed: %v", err)
 	}
 	events, _ := js.Stream(ctx, schemas.StreamEvents)
 	info, _ := events.Info(ctx)

@@ -20,9 +20,14 @@ var Registry = prometheus.NewRegistry()
 var latencyBuckets = []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
 var (
-	// EventsIn counts events collectors published, by platform and kind.
+	// EventsIn counts events the router took in, by platform and kind,
+	// whoever published them (a collector, `waddlebot say`, outside code).
 	EventsIn = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "waddlebot_events_in_total", Help: "Events published by collectors.",
+		Name: "waddlebot_events_in_total", Help: "Events the router took in from WB_EVENTS (valid or not; redeliveries excluded).",
+	}, []string{"platform", "kind"})
+	// EventsPublished counts events this process's collectors stored in WB_EVENTS.
+	EventsPublished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_events_published_total", Help: "Events collectors in this process stored in WB_EVENTS (duplicates excluded).",
 	}, []string{"platform", "kind"})
 	// EventsRouted counts events the router finished, by outcome.
 	EventsRouted = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -80,7 +85,7 @@ func init() {
 	Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		EventsIn, EventsRouted, InvocationsOut, InvocationsHandled, RepliesPublished, RepliesSent,
+		EventsIn, EventsPublished, EventsRouted, InvocationsOut, InvocationsHandled, RepliesPublished, RepliesSent,
 		RateLimited, DeadLettered, HandlerFailures, Deferred, Paused, PossibleDuplicateSends,
 		StageLatency, pending,
 	)

@@ -94,7 +94,9 @@ func Connect(ctx context.Context, o ConnectOptions) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsx: unable to connect to %s: %w", url, err)
 	}
-	js, err := jetstream.New(nc)
+	// Without a timeout an async publish whose ack is lost waits forever, and
+	// the message it belongs to with it.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("natsx: unable to open JetStream: %w", err)

@@ -67,7 +67,9 @@ type CatalogueEntry struct {
 
 // Catalogue lists every module, by name.
 func (s *Store) Catalogue(ctx context.Context) ([]CatalogueEntry, error) {
-	rows, err := s.read.Query(ctx, `SELECT manifest, builtin FROM modules ORDER BY name`)
+	// The primary, not the replica: a catalogue read right after a registry
+	// notice must see the change the notice announced.
+	rows, err := s.pool.Query(ctx, `SELECT manifest, builtin FROM modules ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to read catalogue: %w", err)
 	}
@@ -93,7 +95,7 @@ type ModuleChoice struct {
 // CommunityModules returns the modules a community chose for itself; modules
 // missing from the map take their manifest's default.
 func (s *Store) CommunityModules(ctx context.Context, communityID string) (map[string]ModuleChoice, error) {
-	rows, err := s.read.Query(ctx, `SELECT module, enabled, settings FROM community_modules WHERE community_id = $1`, communityID)
+	rows, err := s.pool.Query(ctx, `SELECT module, enabled, settings FROM community_modules WHERE community_id = $1`, communityID)
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to read community modules: %w", err)
 	}
@@ -150,7 +152,7 @@ type CommandOverride struct {
 
 // CommandOverrides returns a community's overrides by command name.
 func (s *Store) CommandOverrides(ctx context.Context, communityID string) (map[string]CommandOverride, error) {
-	rows, err := s.read.Query(ctx, `SELECT command, enabled, permission, global_cooldown_ms, user_cooldown_ms FROM command_overrides WHERE community_id = $1`, communityID)
+	rows, err := s.pool.Query(ctx, `SELECT command, enabled, permission, global_cooldown_ms, user_cooldown_ms FROM command_overrides WHERE community_id = $1`, communityID)
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to read command overrides: %w", err)
 	}

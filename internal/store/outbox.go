@@ -93,13 +93,13 @@ type Unsent struct {
 }
 
 // Unsent lists a module's invocations committed at least olderThan ago and
-// never marked sent: the sweeper republishes them. SKIP LOCKED lets replicas
-// sweep side by side without waiting on each other.
+// never marked sent: the sweeper republishes them. Replicas sweeping at the
+// same time may republish the same rows; the ids make the copies harmless.
 func (s *Store) Unsent(ctx context.Context, module string, olderThan time.Duration, limit int) ([]Unsent, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT invocation_id::text, coalesce(messages::text, '[]') FROM processed_invocations
 		WHERE module = $1 AND sent_at IS NULL AND committed_at < now() - $2::interval
-		ORDER BY committed_at LIMIT $3 FOR UPDATE SKIP LOCKED`, module, olderThan.String(), limit)
+		ORDER BY committed_at LIMIT $3`, module, olderThan.String(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: unable to list unsent results: %w", err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/waddlebot/waddlebot/actions/core"
 	"github.com/waddlebot/waddlebot/collectors"
 	"github.com/waddlebot/waddlebot/collectors/console"
+	"github.com/waddlebot/waddlebot/internal/config"
 	"github.com/waddlebot/waddlebot/internal/daemon"
 	"github.com/waddlebot/waddlebot/internal/natsx"
 	"github.com/waddlebot/waddlebot/internal/store"
@@ -184,6 +185,16 @@ func startNATS(ctx context.Context, cfg Config) (*natsEnv, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The bench uses the real stream and consumer names: on a server
+		// that runs WaddleBot it would change the streams and consume live
+		// events into its throw-away database.
+		if _, err := conn.JS.Stream(ctx, schemas.StreamEvents); err == nil {
+			conn.Close()
+			return nil, fmt.Errorf("bench: %s already has WaddleBot's streams; run the bench against a server of its own", cfg.NATSURL)
+		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			conn.Close()
+			return nil, fmt.Errorf("bench: unable to check %s: %w", cfg.NATSURL, err)
+		}
 		return &natsEnv{url: cfg.NATSURL, conn: conn, streams: sc, storage: "file, server at " + cfg.NATSURL, close: conn.Close}, nil
 	}
 	dir, err := os.MkdirTemp("", "waddlebot-bench-")
@@ -267,26 +278,33 @@ func startPipeline(ctx context.Context, env *natsEnv, st *store.Store, log *slog
 		closeAll()
 		return nil, err
 	}
+	// The production defaults, as `waddlebot dev` runs with nothing set.
+	def := config.Defaults()
 	d := daemon.New(log)
-	r, err := router.New(router.Config{Conn: rc, Store: st, Concurrency: 256, MaxFailures: 5,
-		// Bench channels see far more commands than real ones; short
-		// windows keep the rate logs the size real channels have.
-		UserRateLimit: 100, UserRateWindow: 10 * time.Second, ChannelRateLimit: 2000, ChannelRateWindow: 10 * time.Second,
-		Logger: log})
+	r, err := router.New(router.Config{Conn: rc, Store: st,
+		Concurrency: def.RouterConcurrency, MaxFailures: def.MaxHandlerFailures, AckWait: def.ConsumerAckWait,
+		UserRateLimit: def.UserRateLimit, UserRateWindow: def.UserRateWindow,
+		ChannelRateLimit: def.ChannelRateLimit, ChannelRateWindow: def.ChannelRateWindow,
+		InvocationDeadline: def.InvocationDeadline, CacheTTL: def.CacheTTL, Logger: log})
 	if err != nil {
+		closeAll()
 		return nil, err
 	}
 	d.Add(daemon.StageRouter, "router", r.Run)
 	w, err := actions.NewWorker(actions.Config{Module: core.New(core.Config{Catalogue: st, Version: "bench"}),
-		Conn: ac, Store: st, Concurrency: 256, Logger: log})
+		Conn: ac, Store: st, Concurrency: def.ActionConcurrency, MaxFailures: def.MaxHandlerFailures,
+		AckWait: def.ConsumerAckWait, HandlerTimeout: def.HandlerTimeout, OutboxSweep: def.OutboxSweep, Logger: log})
 	if err != nil {
+		closeAll()
 		return nil, err
 	}
 	d.Add(daemon.StageActions, "core", w.Run)
 	c := console.New(console.Config{Publisher: collectors.NewPublisher(sc.JS, log), Conn: sc, Logger: log})
-	s, err := collectors.NewSender(collectors.SenderConfig{Platform: c, Conn: sc, Budget: 1_000_000, Window: time.Second,
-		Concurrency: 256, Logger: log})
+	s, err := collectors.NewSender(collectors.SenderConfig{Platform: c, Conn: sc,
+		Budget: def.ConsoleSendBudget, Window: def.SendWindow, Concurrency: def.SenderConcurrency,
+		MaxFailures: def.MaxHandlerFailures, AckWait: def.ConsumerAckWait, Logger: log})
 	if err != nil {
+		closeAll()
 		return nil, err
 	}
 	d.Add(daemon.StageSenders, "console sender", s.Run)

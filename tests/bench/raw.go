@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/waddlebot/waddlebot/internal/natsx"
 	"github.com/waddlebot/waddlebot/schemas"
 )
 
@@ -54,8 +55,15 @@ func startRawChain(ctx context.Context, env *natsEnv, l *load) (*target, func(),
 
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	var conns []*natsx.Conn
+	// Each hop on a connection of its own, as each pipeline part has.
 	hop := func(stream, durable string, forward func(m jetstream.Msg) *nats.Msg) error {
-		c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: durable,
+		conn, err := natsx.Connect(ctx, natsx.ConnectOptions{URL: env.url, Name: "bench " + durable})
+		if err != nil {
+			return err
+		}
+		conns = append(conns, conn)
+		c, err := conn.JS.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: durable,
 			AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: -1, MaxAckPending: 20000})
 		if err != nil {
 			return err
@@ -63,9 +71,14 @@ func startRawChain(ctx context.Context, env *natsEnv, l *load) (*target, func(),
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rawHop(rctx, js, c, forward)
+			rawHop(rctx, conn.JS, c, forward)
 		}()
 		return nil
+	}
+	closeConns := func() {
+		for _, c := range conns {
+			c.Close()
+		}
 	}
 	err := errors.Join(
 		hop(rawEvents, "raw-router", func(m jetstream.Msg) *nats.Msg {
@@ -88,6 +101,7 @@ func startRawChain(ctx context.Context, env *natsEnv, l *load) (*target, func(),
 	if err != nil {
 		cancel()
 		wg.Wait()
+		closeConns()
 		return nil, nil, fmt.Errorf("bench: unable to start the raw chain: %w", err)
 	}
 	t := &target{name: "raw", js: js, nc: env.conn.NC,
@@ -99,6 +113,7 @@ func startRawChain(ctx context.Context, env *natsEnv, l *load) (*target, func(),
 	stop := func() {
 		cancel()
 		wg.Wait()
+		closeConns()
 		for _, s := range []string{rawEvents, rawCmds, rawReplies} {
 			_ = js.DeleteStream(context.Background(), s)
 		}

@@ -67,8 +67,7 @@ func TestDevAndSayFromSameDirectory(t *testing.T) {
 		code, body, err := httpGet(base + "/readyz")
 		return err == nil && code == http.StatusOK, strconv.Itoa(code) + " " + body
 	})
-	// An event through dev's own console collector (the chat page's API), so
-	// its events-in counter has a series.
+	// An event through dev's own console collector (the chat page's API).
 	resp, err := httpClient.Post(base+"/api/say", "application/json",
 		bytes.NewBufferString(`{"channel":"demo","user":"bob","text":"!ping"}`))
 	if err != nil {
@@ -84,11 +83,13 @@ func TestDevAndSayFromSameDirectory(t *testing.T) {
 			return false, strconv.Itoa(code) + " " + tail(body, 500)
 		}
 		in, okIn := metricSum(body, "waddlebot_events_in_total")
+		published, okPub := metricSum(body, "waddlebot_events_published_total")
 		out, okOut := metricSum(body, "waddlebot_invocations_out_total")
-		// Two pings reached the router (say's and the page API's); the
-		// events-in counter counts only dev's own collector.
-		return okIn && okOut && in >= 1 && out >= 2,
-			"events_in " + strconv.FormatFloat(in, 'f', -1, 64) + ", invocations_out " + strconv.FormatFloat(out, 'f', -1, 64)
+		// Two pings reached the router (say's and the page API's); dev's
+		// own collector published one of them.
+		return okIn && okPub && okOut && in >= 2 && published >= 1 && out >= 2,
+			"events_in " + strconv.FormatFloat(in, 'f', -1, 64) + ", events_published " + strconv.FormatFloat(published, 'f', -1, 64) +
+				", invocations_out " + strconv.FormatFloat(out, 'f', -1, 64)
 	})
 
 	// SIGTERM: a clean exit, and the URL file goes with dev.

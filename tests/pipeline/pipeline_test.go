@@ -125,8 +125,10 @@ func TestMalformedEventDeadLetteredAndReplayable(t *testing.T) {
 	// Replaying the same letter twice is one replay: the duplicate window
 	// drops the second.
 	before := len(h.messages(schemas.StreamEvents, ""))
-	if id := h.replay(malformed.Seq, false); id != replayID {
-		t.Errorf("second replay of %d under id %s, the first under %s", malformed.Seq, id, replayID)
+	rctx, rcancel := bg()
+	defer rcancel()
+	if id, err := dlq.Replay(rctx, h.client.JS, malformed.Seq, false); !errors.Is(err, dlq.ErrAlreadyReplayed) || id != replayID {
+		t.Errorf("second replay of %d: id %s (first %s), err %v; want ErrAlreadyReplayed", malformed.Seq, id, replayID, err)
 	}
 	if after := len(h.messages(schemas.StreamEvents, "")); after != before {
 		t.Errorf("a second replay of one dead letter added %d events", after-before)
