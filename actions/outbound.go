@@ -21,6 +21,21 @@ import (
 // error wrapping schemas.ErrInvalid (dead-lettered with its reason) instead
 // of reaching a sender. A nil or empty result gives no messages.
 func Outbound(inv *schemas.Invocation, res *schemas.Result, now time.Time) ([]store.OutMessage, error) {
+	return outbound(origin{ID: inv.ID, EventID: inv.Event.ID, Module: inv.Module,
+		Target: schemas.TargetOf(&inv.Event), CommunityID: inv.Community.ID}, res, now)
+}
+
+// origin is what a result answers: an invocation, or a scheduled firing
+// (whose id stands in for the invocation id and which has no event).
+type origin struct {
+	ID          string
+	EventID     string
+	Module      string
+	Target      schemas.Target
+	CommunityID string
+}
+
+func outbound(inv origin, res *schemas.Result, now time.Time) ([]store.OutMessage, error) {
 	if res == nil {
 		return []store.OutMessage{}, nil
 	}
@@ -28,7 +43,7 @@ func Outbound(inv *schemas.Invocation, res *schemas.Result, now time.Time) ([]st
 		return nil, fmt.Errorf("%w: result is for invocation %s, not %s", schemas.ErrInvalid, res.InvocationID, inv.ID)
 	}
 	now = now.UTC()
-	target := schemas.TargetOf(&inv.Event)
+	target := inv.Target
 	limit := schemas.TextLimit(target.Platform)
 	msgs := make([]store.OutMessage, 0, len(res.Replies)+len(res.Actions)+len(res.Overlays))
 	n := 0
@@ -38,7 +53,7 @@ func Outbound(inv *schemas.Invocation, res *schemas.Result, now time.Time) ([]st
 			Version:      schemas.Version,
 			ID:           schemas.ReplyID(inv.ID, n),
 			InvocationID: inv.ID,
-			EventID:      inv.Event.ID,
+			EventID:      inv.EventID,
 			Module:       inv.Module,
 			Target:       target,
 			Part:         1,
@@ -90,7 +105,7 @@ func Outbound(inv *schemas.Invocation, res *schemas.Result, now time.Time) ([]st
 		// never push to another community's browser sources.
 		item.Version = schemas.Version
 		item.ID = schemas.OverlayID(inv.ID, i+1)
-		item.CommunityID = inv.Community.ID
+		item.CommunityID = inv.CommunityID
 		if item.CreatedAt.IsZero() {
 			item.CreatedAt = now
 		}

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/waddlebot/waddlebot/internal/clock"
 	"github.com/waddlebot/waddlebot/internal/consume"
 	"github.com/waddlebot/waddlebot/internal/logging"
 	"github.com/waddlebot/waddlebot/internal/metrics"
@@ -39,6 +42,9 @@ type Handler func(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (*sch
 type Module struct {
 	Manifest schemas.Manifest
 	Handle   Handler
+	// Fire, when set, runs the module's scheduled jobs as they come due
+	// (see Schedule); the worker then runs a scheduler beside its consumer.
+	Fire FireHandler
 }
 
 // Config runs one module's worker.
@@ -66,7 +72,17 @@ type Config struct {
 	Retention time.Duration
 	// Backoff, when set, replaces the consume loop's retry delays.
 	Backoff []time.Duration
-	Logger  *slog.Logger
+	// Clock tells the scheduler the time; tests pass a fake one.
+	Clock clock.Clock
+	// SchedulePoll is the longest the scheduler sleeps between looks at
+	// the jobs table (jobs another replica adds are seen within it); default 1s.
+	SchedulePoll time.Duration
+	// LateAfter marks a firing late when it comes this long after its due
+	// time (the workers were down); default 1m.
+	LateAfter time.Duration
+	// JobAttempts is how many failed firings give a job up; default 5.
+	JobAttempts int
+	Logger      *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -87,6 +103,18 @@ func (c *Config) defaults() {
 	}
 	if c.HeartbeatEvery == 0 {
 		c.HeartbeatEvery = 10 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.SchedulePoll == 0 {
+		c.SchedulePoll = time.Second
+	}
+	if c.LateAfter == 0 {
+		c.LateAfter = time.Minute
+	}
+	if c.JobAttempts == 0 {
+		c.JobAttempts = 5
 	}
 	if c.Retention == 0 {
 		c.Retention = defaultRetention
@@ -119,6 +147,8 @@ type Worker struct {
 	started atomic.Bool
 	loop    atomic.Pointer[consume.Loop]
 
+	wake chan struct{} // the scheduler looks again when signalled
+
 	// afterCommit, when set, runs after an invocation's writes and result
 	// committed and before anything is published: tests use it to kill the
 	// worker in the window the outbox exists for.
@@ -146,8 +176,12 @@ func NewWorker(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("actions: module %s: durations may not be negative", m.Name)
 	}
 	cfg.defaults()
+	if cfg.Module.Fire != nil && !m.Writes {
+		return nil, fmt.Errorf("actions: module %s fires scheduled jobs, so its manifest must say it writes", m.Name)
+	}
 	return &Worker{
 		cfg:  cfg,
+		wake: make(chan struct{}, 1),
 		name: m.Name,
 		log:  cfg.Logger.With(logging.KeyModule, m.Name, "instance", cfg.InstanceID),
 	}, nil
@@ -205,6 +239,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	tasks.Go(func() { hb.run(background) })
 	if w.cfg.Module.Manifest.Writes {
 		tasks.Go(func() { w.sweepOutbox(background) })
+	}
+	if w.cfg.Module.Fire != nil {
+		// The scheduler stops with intake (ctx), not with the drain: a job
+		// fired during shutdown would have nobody to finish it.
+		tasks.Go(func() { w.runScheduler(ctx) })
 	}
 
 	w.log.Info("actions: module serving", "version", w.cfg.Module.Manifest.Version, "writes", w.cfg.Module.Manifest.Writes)
@@ -340,11 +379,20 @@ func (w *Worker) runWithOutbox(ctx context.Context, inv *schemas.Invocation) (st
 	defer cancel()
 	msgs, replayed, err := w.cfg.Store.RunOnce(hctx, inv.ID, w.name, inv.Community.ID,
 		func(ctx context.Context, tx pgx.Tx) ([]store.OutMessage, error) {
+			ctx, changed := watchCommunityChange(ctx)
 			res, err := w.callHandler(ctx, inv, tx)
 			if err != nil {
 				return nil, err
 			}
-			return Outbound(inv, w.withDefaultVisibility(inv, res), time.Now())
+			msgs, err := Outbound(inv, w.withDefaultVisibility(inv, res), time.Now())
+			if err != nil {
+				return nil, err
+			}
+			if changed.Load() {
+				// Stored with the result, so a replay announces it too.
+				msgs = append(msgs, communityNotice(inv.Community.ID))
+			}
+			return msgs, nil
 		})
 	if err != nil {
 		return w.classify(ctx, hctx, err)
@@ -353,8 +401,12 @@ func (w *Worker) runWithOutbox(ctx context.Context, inv *schemas.Invocation) (st
 	if replayed {
 		outcome = outcomeReplayed
 		w.log.Info("actions: invocation committed before; republishing its result", logging.KeyID, inv.ID, "messages", len(msgs))
-	} else if w.afterCommit != nil {
-		w.afterCommit(inv)
+	} else {
+		if w.afterCommit != nil {
+			w.afterCommit(inv)
+		}
+		// The handler may have scheduled a job due soon: look again now.
+		w.wakeScheduler()
 	}
 	if err := w.publish(ctx, msgs); err != nil {
 		return publishOutcome(err), consume.DeferNATS(err)
@@ -365,6 +417,27 @@ func (w *Worker) runWithOutbox(ctx context.Context, inv *schemas.Invocation) (st
 		w.log.Warn("actions: unable to mark a result sent", logging.KeyID, inv.ID, logging.Err(err))
 	}
 	return outcome, nil
+}
+
+type changedKey struct{}
+
+// CommunityChanged tells the runtime that the handler's writes change what
+// routers cache about the community (its aliases, its users' labels): once
+// the writes commit, the runtime announces wb.control.community.<id>, and
+// routers reload before the next command. Only modules that write may call it.
+func CommunityChanged(ctx context.Context) {
+	if f, ok := ctx.Value(changedKey{}).(*atomic.Bool); ok {
+		f.Store(true)
+	}
+}
+
+func watchCommunityChange(ctx context.Context) (context.Context, *atomic.Bool) {
+	f := &atomic.Bool{}
+	return context.WithValue(ctx, changedKey{}, f), f
+}
+
+func communityNotice(communityID string) store.OutMessage {
+	return store.OutMessage{Subject: schemas.ControlCommunity(communityID), Data: json.RawMessage(strconv.Quote(communityID))}
 }
 
 // withDefaultVisibility gives replies that do not choose a visibility the
@@ -439,6 +512,18 @@ func publishOutcome(err error) string {
 // so publishing again after a failure is harmless.
 func (w *Worker) publish(ctx context.Context, msgs []store.OutMessage) error {
 	for _, m := range msgs {
+		if strings.HasPrefix(m.Subject, schemas.SubjectControl+".") {
+			// Control notices are not stored: core NATS, flushed so routers
+			// hear it before the reply does.
+			nc := w.cfg.Conn.NC
+			if err := nc.Publish(m.Subject, m.Data); err != nil {
+				return fmt.Errorf("actions: unable to announce %s: %w", m.Subject, err)
+			}
+			if err := nc.FlushWithContext(ctx); err != nil {
+				return fmt.Errorf("actions: unable to announce %s: %w", m.Subject, err)
+			}
+			continue
+		}
 		ack, err := w.cfg.Conn.JS.Publish(ctx, m.Subject, m.Data, jetstream.WithMsgID(m.MsgID))
 		if err != nil {
 			return fmt.Errorf("actions: unable to publish %s to %s: %w", m.MsgID, m.Subject, err)

@@ -723,3 +723,29 @@ func TestCommandVisibilityIsTheDefault(t *testing.T) {
 		t.Fatalf("visibilities = %v", vis)
 	}
 }
+
+// TestCommunityChangedIsAnnounced: a handler that changes what routers
+// cache gets wb.control.community.<id> out after its commit, and again when
+// a redelivery replays its stored result.
+func TestCommunityChangedIsAnnounced(t *testing.T) {
+	env := natstest.Start(t, nil)
+	st := storetest.New(t)
+	mod := Module{Manifest: manifest("teacher", true, "teach"), Handle: func(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (*schemas.Result, error) {
+		CommunityChanged(ctx)
+		return reply("taught"), nil
+	}}
+	inv := actionstest.Invocation("teacher", "teach")
+	sub, err := env.Conn.NC.SubscribeSync(schemas.ControlCommunity(inv.Community.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, newWorker(t, testConfig(mod, env.Connect(t), st)))
+	actionstest.Publish(t, env.Conn.JS, inv)
+	if _, err := sub.NextMsg(waitLong); err != nil {
+		t.Fatalf("no notice after the commit: %v", err)
+	}
+	actionstest.PublishAs(t, env.Conn.JS, inv, inv.ID+"-again")
+	if _, err := sub.NextMsg(waitLong); err != nil {
+		t.Fatalf("no notice after the replay: %v", err)
+	}
+}

@@ -109,7 +109,11 @@ func (c *cache) view(ctx context.Context, ev *schemas.Event) (*communityView, er
 		if err != nil {
 			return nil, err
 		}
-		view := &communityView{community: community, choices: choices, overrides: overrides}
+		aliases, err := c.store.Aliases(ctx, community.ID)
+		if err != nil {
+			return nil, err
+		}
+		view := &communityView{community: community, choices: choices, overrides: overrides, aliases: aliases}
 		c.mu.Lock()
 		if c.generation == gen {
 			exp := c.now().Add(c.ttl)

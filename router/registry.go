@@ -1,7 +1,10 @@
 package router
 
 import (
+	"context"
 	"encoding/json"
+	"strings"
+	"sync"
 
 	"github.com/waddlebot/waddlebot/internal/store"
 	"github.com/waddlebot/waddlebot/schemas"
@@ -70,6 +73,38 @@ type communityView struct {
 	community schemas.Community
 	choices   map[string]store.ModuleChoice
 	overrides map[string]store.CommandOverride
+	aliases   map[string]store.Alias
+
+	// labels of users seen in this view's lifetime, by platform and login.
+	labelsMu sync.Mutex
+	labels   map[string][]string
+}
+
+// userLabels returns the labels of the user behind an event, from the
+// view's memory or the store.
+func (v *communityView) userLabels(ctx context.Context, s Store, ev *schemas.Event) ([]string, error) {
+	login := ev.User.Login
+	if login == "" {
+		login = ev.User.ID
+	}
+	key := ev.Platform + "\x00" + strings.ToLower(login)
+	v.labelsMu.Lock()
+	l, ok := v.labels[key]
+	v.labelsMu.Unlock()
+	if ok {
+		return l, nil
+	}
+	l, err := s.UserLabels(ctx, v.community.ID, ev.Platform, login)
+	if err != nil {
+		return nil, err
+	}
+	v.labelsMu.Lock()
+	if v.labels == nil {
+		v.labels = map[string][]string{}
+	}
+	v.labels[key] = l
+	v.labelsMu.Unlock()
+	return l, nil
 }
 
 // enabled reports whether the community has the module on: its own choice,

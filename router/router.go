@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,9 @@ type Store interface {
 	Catalogue(ctx context.Context) ([]store.CatalogueEntry, error)
 	CommunityModules(ctx context.Context, communityID string) (map[string]store.ModuleChoice, error)
 	CommandOverrides(ctx context.Context, communityID string) (map[string]store.CommandOverride, error)
+	Aliases(ctx context.Context, communityID string) (map[string]store.Alias, error)
+	UserLabels(ctx context.Context, communityID, platform, login string) ([]string, error)
+	CountAliasRun(ctx context.Context, communityID, name, invocationID string) (int64, error)
 	Ping(ctx context.Context) error
 }
 
@@ -53,6 +57,8 @@ type Config struct {
 	ChannelRateWindow  time.Duration
 	InvocationDeadline time.Duration
 	CacheTTL           time.Duration
+	// AliasDepth is how many aliases may expand into each other.
+	AliasDepth int
 
 	Logger *slog.Logger
 }
@@ -90,6 +96,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.ChannelRateWindow <= 0 {
 		cfg.ChannelRateWindow = time.Minute
+	}
+	if cfg.AliasDepth <= 0 {
+		cfg.AliasDepth = 3
 	}
 	return &Router{cfg: cfg, log: cfg.Logger.With(logging.KeyPart, "router"),
 		cache: newCache(cfg.Store, cfg.CacheTTL), now: time.Now}, nil
@@ -197,9 +206,9 @@ func (r *Router) Route(ctx context.Context, ev *schemas.Event) ([]*schemas.Invoc
 	if err != nil {
 		return nil, "", fmt.Errorf("router: unable to load registry: %w", err)
 	}
-	cmd, isCommand := r.parse(ev, reg)
+	candidate := mayBeCommand(ev)
 	triggers := reg.triggers[ev.Kind]
-	if !isCommand && len(triggers) == 0 {
+	if !candidate && len(triggers) == 0 {
 		// Plain chat nobody listens to: no PostgreSQL, no KV.
 		return nil, OutcomeIgnored, nil
 	}
@@ -209,14 +218,16 @@ func (r *Router) Route(ctx context.Context, ev *schemas.Event) ([]*schemas.Invoc
 	}
 	var out []*schemas.Invocation
 	outcome := OutcomeIgnored
-	if isCommand && !ev.User.Bot {
-		inv, why, err := r.routeCommand(ctx, ev, view, reg, cmd)
-		if err != nil {
-			return nil, "", err
-		}
-		outcome = why
-		if inv != nil {
-			out = append(out, inv)
+	if candidate && !ev.User.Bot {
+		if cmd, ok := parseFor(ev, view, reg); ok {
+			inv, why, err := r.routeCommand(ctx, ev, view, reg, cmd)
+			if err != nil {
+				return nil, "", err
+			}
+			outcome = why
+			if inv != nil {
+				out = append(out, inv)
+			}
 		}
 	}
 	for _, t := range triggers {
@@ -231,25 +242,45 @@ func (r *Router) Route(ctx context.Context, ev *schemas.Event) ([]*schemas.Invoc
 			metrics.RateLimited.WithLabelValues("throttle").Inc()
 			continue
 		}
-		out = append(out, r.invocation(ev, view, t.module.Name, schemas.RouteTrigger+string(ev.Kind), Command{}, ""))
+		inv, err := r.invocation(ctx, ev, view, t.module.Name, schemas.RouteTrigger+string(ev.Kind), Command{}, "")
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, inv)
 		outcome = OutcomeInvoked
 	}
 	return out, outcome, nil
 }
 
-// parse finds a command in the event's text, if it has one: with the
-// community prefix (known only after resolving the community, so first with
-// every prefix the registry could answer to), '#', or bare for slash commands.
-func (r *Router) parse(ev *schemas.Event, reg *registry) (Command, bool) {
+// mayBeCommand is the cheap first look: slash commands, and chat that
+// starts with a symbol (prefixes are symbols; the database refuses letters,
+// digits and white space in them). Chat that starts with a word never costs
+// a community lookup.
+func mayBeCommand(ev *schemas.Event) bool {
 	if !ev.Kind.HasText() || ev.Text == "" {
-		return Command{}, false
+		return false
 	}
+	if ev.Kind == schemas.KindCommand {
+		return true
+	}
+	text := strings.TrimLeftFunc(ev.Text, unicode.IsSpace)
+	if text == "" {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(text)
+	return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+}
+
+// parseFor reads the command in an event's text with the community's own
+// prefix, or '#' for external modules; a slash command has no prefix.
+func parseFor(ev *schemas.Event, view *communityView, reg *registry) (Command, bool) {
 	if ev.Kind == schemas.KindCommand {
 		c, ok := ParseBare(ev.Text)
 		if !ok {
 			return Command{}, false
 		}
-		// A slash command may still name an external module as "#name".
+		c.Prefix = view.community.Prefix
+		// A slash command may name an external module's command too.
 		if _, known := reg.builtin[c.Name]; !known {
 			if _, ext := reg.external[c.Name]; ext {
 				c.Prefix = ExternalPrefix
@@ -257,44 +288,48 @@ func (r *Router) parse(ev *schemas.Event, reg *registry) (Command, bool) {
 		}
 		return c, true
 	}
-	// Any leading punctuation may be a community's prefix; the community's
-	// real prefix is checked in routeCommand. This keeps plain chat free.
-	first := ev.Text
-	for len(first) > 0 && (first[0] == ' ' || first[0] == '\t') {
-		first = first[1:]
+	if c, ok := Parse(ev.Text, view.community.Prefix); ok {
+		return c, true
 	}
-	if first == "" {
-		return Command{}, false
-	}
-	// Prefixes are symbols (the database refuses letters and digits), so
-	// chat that starts with a word is never a command.
-	if r, _ := utf8.DecodeRuneInString(first); unicode.IsLetter(r) || unicode.IsDigit(r) {
-		return Command{}, false
-	}
-	// A prefix is one to three characters, not bytes ("€€" is two).
-	end := 0
-	for runes := 0; runes < 3; runes++ {
-		_, size := utf8.DecodeRuneInString(first[end:])
-		end += size
-		if end >= len(first) {
-			break
-		}
-		if c, ok := Parse(first, first[:end]); ok {
-			if _, known := reg.lookup(c); known {
-				return c, true
-			}
-		}
-	}
-	return Command{}, false
+	return Parse(ev.Text, ExternalPrefix)
 }
 
+// Outcome of an alias chain longer than AliasDepth, for metrics.
+const OutcomeAliasDepth = "alias_depth"
+
 func (r *Router) routeCommand(ctx context.Context, ev *schemas.Event, view *communityView, reg *registry, cmd Command) (*schemas.Invocation, string, error) {
-	if ev.Kind != schemas.KindCommand && cmd.Prefix != ExternalPrefix && cmd.Prefix != view.community.Prefix {
-		return nil, OutcomeIgnored, nil
-	}
+	invoked := cmd.Name
+	typedAlias := ""
+	hasCount := false
 	rt, ok := reg.lookup(cmd)
-	if !ok {
-		return nil, OutcomeIgnored, nil
+	// Not a command: perhaps one of the community's aliases, which the
+	// router expands here so the target's permissions and limits apply.
+	for depth := 0; !ok; depth++ {
+		if cmd.Prefix == ExternalPrefix && depth == 0 {
+			return nil, OutcomeIgnored, nil
+		}
+		a, found := view.aliases[cmd.Name]
+		if !found {
+			return nil, OutcomeIgnored, nil
+		}
+		if depth >= r.cfg.AliasDepth {
+			r.log.Debug("router: alias chain too deep", logging.KeyCommand, invoked, "depth", depth)
+			return nil, OutcomeAliasDepth, nil
+		}
+		if typedAlias == "" {
+			typedAlias = a.Name
+		}
+		exp := Expand(a.Target, ev, cmd)
+		hasCount = hasCount || exp.HasCount
+		next, parsed := parseExpansion(exp.Text)
+		if !parsed {
+			return nil, OutcomeIgnored, nil
+		}
+		if next.Prefix == "" {
+			next.Prefix = view.community.Prefix
+		}
+		cmd = next
+		rt, ok = reg.lookup(cmd)
 	}
 	if !view.enabled(rt.module) {
 		return nil, OutcomeDisabled, nil
@@ -350,7 +385,22 @@ func (r *Router) routeCommand(ctx context.Context, ev *schemas.Event, view *comm
 		metrics.RateLimited.WithLabelValues("cooldown_global").Inc()
 		return nil, OutcomeCooling, nil
 	}
-	return r.invocation(ev, view, rt.module.Name, schemas.RouteCommand+spec.Name, cmd, spec.Name), OutcomeInvoked, nil
+	inv, err := r.invocation(ctx, ev, view, rt.module.Name, schemas.RouteCommand+spec.Name, cmd, spec.Name)
+	if err != nil {
+		return nil, "", err
+	}
+	inv.Invoked = invoked
+	if hasCount {
+		// Counted under the invocation id: a redelivered event gets the
+		// count it got the first time.
+		count, err := r.cfg.Store.CountAliasRun(ctx, community, typedAlias, inv.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, "", err
+		}
+		filled := fillCount(cmd, count)
+		inv.Args, inv.ArgText = filled.Args, filled.ArgText
+	}
+	return inv, OutcomeInvoked, nil
 }
 
 func ms(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
@@ -381,13 +431,18 @@ func (r *Router) throttle(ctx context.Context, ev *schemas.Event, view *communit
 	return r.cooldowns.Take(ctx, "t."+t.module.Name+"."+string(ev.Kind)+"."+scope, ev.ID, w)
 }
 
-func (r *Router) invocation(ev *schemas.Event, view *communityView, module, route string, cmd Command, command string) *schemas.Invocation {
+func (r *Router) invocation(ctx context.Context, ev *schemas.Event, view *communityView, module, route string, cmd Command, command string) (*schemas.Invocation, error) {
+	labels, err := view.userLabels(ctx, r.cfg.Store, ev)
+	if err != nil {
+		return nil, fmt.Errorf("router: unable to read labels: %w", err)
+	}
 	return &schemas.Invocation{
 		Version:   schemas.Version,
 		ID:        schemas.InvocationID(ev.ID, module, route),
 		Event:     *ev,
 		Community: view.community,
 		Settings:  view.settings(module),
+		Labels:    labels,
 		Module:    module,
 		Route:     route,
 		Command:   command,
@@ -395,7 +450,7 @@ func (r *Router) invocation(ev *schemas.Event, view *communityView, module, rout
 		Args:      cmd.Args,
 		ArgText:   cmd.ArgText,
 		Deadline:  ev.ReceivedAt.Add(r.cfg.InvocationDeadline),
-	}
+	}, nil
 }
 
 // publish sends the invocations with their deterministic ids and waits for

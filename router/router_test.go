@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -559,5 +560,121 @@ func BenchmarkRoute(b *testing.B) {
 				i++
 			}
 		})
+	}
+}
+
+func TestAliasesExpandInTheRouter(t *testing.T) {
+	r := newRig(t)
+	r.start(t, nil)
+	r.send(t, chat{channel: "al", user: "alice", text: "!ping"})
+	r.settle(t)
+	community := r.commands(t)[0].Community.ID
+	for name, target := range map[string]string{
+		"greet": "ping {1|nobody} from {user}",
+		"cnt":   "ping run {count}",
+		"boss":  "modonly {args}",
+		"hop1":  "hop2 {args}",
+		"hop2":  "ping hopped {args}",
+		"loopa": "loopb",
+		"loopb": "loopa",
+		"far":   "#weather {1|berlin}",
+	} {
+		if err := r.store.AddAlias(ctx, r.store.Pool(), store.Alias{CommunityID: community, Name: name, Target: target, CreatedBy: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notify(t, r.env.Conn.NC, schemas.ControlCommunity(community))
+	last := func() schemas.Invocation {
+		invs := r.commands(t)
+		return invs[len(invs)-1]
+	}
+	count := func() int { return len(r.commands(t)) }
+
+	r.send(t, chat{channel: "al", user: "alice", text: "!greet bob"})
+	r.settle(t)
+	if inv := last(); inv.Command != "ping" || inv.Invoked != "greet" || inv.ArgText != "bob from alice" {
+		t.Fatalf("greet → %+v", inv)
+	}
+	r.send(t, chat{channel: "al", user: "alice", text: "!greet"})
+	r.settle(t)
+	if inv := last(); inv.ArgText != "nobody from alice" {
+		t.Fatalf("default not used: %q", inv.ArgText)
+	}
+	// The target's permission applies: a member may not reach modonly.
+	before := count()
+	r.send(t, chat{channel: "al", user: "alice", text: "!boss"})
+	r.settle(t)
+	if count() != before {
+		t.Fatal("an alias let a member run a moderator command")
+	}
+	r.send(t, chat{channel: "al", user: "mod", roles: []schemas.Role{schemas.RoleModerator}, text: "!boss now"})
+	r.settle(t)
+	if inv := last(); inv.Command != "modonly" || inv.ArgText != "now" {
+		t.Fatalf("boss → %+v", inv)
+	}
+	// Aliases of aliases, within the depth limit; a loop goes nowhere.
+	r.send(t, chat{channel: "al", user: "alice", text: "!hop1 x"})
+	r.settle(t)
+	if inv := last(); inv.Command != "ping" || inv.ArgText != "hopped x" || inv.Invoked != "hop1" {
+		t.Fatalf("hop1 → %+v", inv)
+	}
+	before = count()
+	r.send(t, chat{channel: "al", user: "alice", text: "!loopa"})
+	r.settle(t)
+	if count() != before {
+		t.Fatal("a looping alias was routed")
+	}
+	// An alias may reach an external module's command.
+	r.send(t, chat{channel: "al", user: "alice", text: "!far"})
+	r.settle(t)
+	if inv := last(); inv.Module != "weather" || inv.ArgText != "berlin" {
+		t.Fatalf("far → %+v", inv)
+	}
+	// {count} counts runs, once per invocation id.
+	var evs []*schemas.Event
+	for range 3 {
+		evs = append(evs, r.send(t, chat{channel: "al", user: "alice", text: "!cnt"}))
+		r.settle(t)
+	}
+	if inv := last(); inv.ArgText != "run 3" {
+		t.Fatalf("third cnt → %q", inv.ArgText)
+	}
+	r.publishEvent(t, evs[1], evs[1].ID+"-again") // a redelivery of the second run
+	r.settle(t)
+	if inv := last(); inv.ArgText != "run 3" {
+		t.Fatalf("a redelivery counted again: %q", inv.ArgText)
+	}
+	var runs int64
+	_ = r.store.Pool().QueryRow(ctx, `SELECT runs FROM aliases WHERE community_id = $1 AND name = 'cnt'`, community).Scan(&runs)
+	if runs != 3 {
+		t.Fatalf("cnt ran %d times by the count, want 3", runs)
+	}
+}
+
+func TestLabelsReachInvocations(t *testing.T) {
+	r := newRig(t)
+	r.start(t, nil)
+	r.send(t, chat{channel: "lb", user: "alice", text: "!ping"})
+	r.settle(t)
+	community := r.commands(t)[0].Community.ID
+	if err := r.store.InTx(ctx, func(tx pgx.Tx) error {
+		if err := r.store.AddLabel(ctx, tx, community, "console", "Alice", "memories", "test", 5); err != nil {
+			return err
+		}
+		return r.store.AddLabel(ctx, tx, community, "console", "alice", "event-autoapprove", "test", 5)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	notify(t, r.env.Conn.NC, schemas.ControlCommunity(community))
+	r.send(t, chat{channel: "lb", user: "alice", text: "!ping"})
+	r.send(t, chat{channel: "lb", user: "bob", text: "!ping"})
+	r.settle(t)
+	invs := r.commands(t)
+	got := map[string]string{}
+	for _, inv := range invs[1:] {
+		got[inv.Event.User.ID] = strings.Join(inv.Labels, ",")
+	}
+	if got["alice"] != "event-autoapprove,memories" || got["bob"] != "" {
+		t.Fatalf("labels = %v", got)
 	}
 }

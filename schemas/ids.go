@@ -37,6 +37,12 @@ func FiringID(jobID string, due time.Time) string {
 	return uuid.NewSHA1(parseOrHash(jobID), []byte(due.UTC().Format(time.RFC3339Nano))).String()
 }
 
+// JobID names job n (from 1) a module schedules while handling an invocation,
+// so a retried invocation schedules the same job, not a second one.
+func JobID(parentID string, n int) string {
+	return uuid.NewSHA1(parseOrHash(parentID), []byte("job:"+strconv.Itoa(n))).String()
+}
+
 // ReplyID names part n (from 1) of the replies to an invocation or firing.
 func ReplyID(parentID string, n int) string {
 	return uuid.NewSHA1(parseOrHash(parentID), []byte(strconv.Itoa(n))).String()

@@ -78,6 +78,7 @@ type Config struct {
 	ChannelRateWindow  time.Duration
 	InvocationDeadline time.Duration
 	CacheTTL           time.Duration
+	AliasDepth         int
 
 	// Actions.
 	ActionConcurrency int
@@ -313,6 +314,8 @@ func Table() []Setting {
 			func(c *Config) *time.Duration { return &c.InvocationDeadline }, time.Second),
 		duration("CACHE_TTL", GroupRouter, time.Minute, "how long cached communities and the catalogue live without a control notice",
 			func(c *Config) *time.Duration { return &c.CacheTTL }, time.Millisecond),
+		integer("ALIAS_DEPTH", GroupRouter, 3, "how many aliases may expand into each other before the router gives up",
+			func(c *Config) *int { return &c.AliasDepth }, 1),
 
 		integer("ACTION_CONCURRENCY", GroupAction, 64, "invocations one module replica works on at once",
 			func(c *Config) *int { return &c.ActionConcurrency }, 1),

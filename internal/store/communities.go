@@ -204,6 +204,9 @@ func (s *Store) InTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // ErrConflict means a write broke a uniqueness or check rule.
 var ErrConflict = errors.New("store: conflict")
 
+// ErrLimit means a per-user or per-item limit is reached.
+var ErrLimit = errors.New("store: limit reached")
+
 func checkViolation(err error, what string) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "23514" || pgErr.Code == "23503") {
