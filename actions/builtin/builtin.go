@@ -7,7 +7,9 @@ import (
 	"sort"
 
 	"github.com/waddlebot/waddlebot/actions"
+	"github.com/waddlebot/waddlebot/actions/alias"
 	"github.com/waddlebot/waddlebot/actions/core"
+	"github.com/waddlebot/waddlebot/actions/labels"
 	"github.com/waddlebot/waddlebot/internal/store"
 	"github.com/waddlebot/waddlebot/internal/version"
 )
@@ -15,12 +17,16 @@ import (
 // Deps is what built-in modules may use.
 type Deps struct {
 	Store *store.Store
+	// AliasDepth is the router's ALIAS_DEPTH: aliases are checked against it when added.
+	AliasDepth int
 }
 
 // Modules returns every built-in module by name.
 func Modules(d Deps) map[string]actions.Module {
 	return map[string]actions.Module{
-		"core": core.New(core.Config{Catalogue: d.Store, Version: version.Version}),
+		"core":   core.New(core.Config{Catalogue: d.Store, Version: version.Version}),
+		"alias":  alias.New(alias.Config{Store: d.Store, MaxDepth: d.AliasDepth}),
+		"labels": labels.New(labels.Config{Store: d.Store}),
 	}
 }
 

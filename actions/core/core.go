@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -26,6 +27,8 @@ type Catalogue interface {
 	Catalogue(ctx context.Context) ([]store.CatalogueEntry, error)
 	CommunityModules(ctx context.Context, communityID string) (map[string]store.ModuleChoice, error)
 	CommandOverrides(ctx context.Context, communityID string) (map[string]store.CommandOverride, error)
+	// Aliases are the community's own commands (the alias module's).
+	Aliases(ctx context.Context, communityID string) (map[string]store.Alias, error)
 }
 
 // Config builds the core module.
@@ -242,7 +245,24 @@ func (c *module) help(ctx context.Context, inv *schemas.Invocation) (string, err
 			return describe(a), nil
 		}
 	}
+	// A command wins over an alias of the same name, as in the router.
+	aliases, err := c.catalogue.Aliases(ctx, inv.Community.ID)
+	if err != nil {
+		return "", fmt.Errorf("core: unable to read the community's aliases: %w", err)
+	}
+	if a, ok := aliases[name]; ok {
+		return fmt.Sprintf("%s%s is an alias for %s", prefix, a.Name, aliasTarget(a.Target, prefix)), nil
+	}
 	return fmt.Sprintf("No command named %s.", asked), nil
+}
+
+// aliasTarget shows an alias's stored target ("so {1}", "#weather {1}") as
+// users type it.
+func aliasTarget(target, prefix string) string {
+	if strings.HasPrefix(target, externalPrefix) {
+		return target
+	}
+	return prefix + target
 }
 
 // describe reads "!quote — Quotes from the community. Usage: !quote [id].
@@ -295,5 +315,37 @@ func (c *module) commands(ctx context.Context, inv *schemas.Invocation) (string,
 		}
 		groups[len(groups)-1] += " " + a.typed()
 	}
-	return strings.Join(groups, " | "), nil
+	text := strings.Join(groups, " | ")
+	aliases, err := c.catalogue.Aliases(ctx, inv.Community.ID)
+	if err != nil {
+		return "", fmt.Errorf("core: unable to read the community's aliases: %w", err)
+	}
+	if len(aliases) == 0 {
+		return text, nil
+	}
+	names := make([]string, 0, len(aliases))
+	for name := range aliases {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return text + " | " + aliasGroup(names, communityPrefix(inv), schemas.TextLimit(inv.Event.Platform)-utf8.RuneCountInString(text)-3), nil
+}
+
+// aliasGroup lists a community's aliases in room characters if it can,
+// else as many as fit and how many more there are: a community may have
+// hundreds, and the list of commands must stay one message.
+func aliasGroup(names []string, prefix string, room int) string {
+	group := "aliases:"
+	for i, name := range names {
+		more := ""
+		if rest := len(names) - i - 1; rest > 0 {
+			more = fmt.Sprintf(" (+%d more)", rest)
+		}
+		next := group + " " + prefix + name
+		if utf8.RuneCountInString(next+more) > room {
+			return group + fmt.Sprintf(" (+%d more)", len(names)-i)
+		}
+		group = next
+	}
+	return group
 }

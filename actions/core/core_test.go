@@ -3,8 +3,11 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/waddlebot/waddlebot/actions/actionstest"
 	"github.com/waddlebot/waddlebot/internal/store"
@@ -16,6 +19,7 @@ type fakeCatalogue struct {
 	entries   []store.CatalogueEntry
 	choices   map[string]store.ModuleChoice
 	overrides map[string]store.CommandOverride
+	aliases   map[string]store.Alias
 	reads     int
 	err       error
 }
@@ -31,6 +35,10 @@ func (f *fakeCatalogue) CommunityModules(context.Context, string) (map[string]st
 
 func (f *fakeCatalogue) CommandOverrides(context.Context, string) (map[string]store.CommandOverride, error) {
 	return f.overrides, nil
+}
+
+func (f *fakeCatalogue) Aliases(context.Context, string) (map[string]store.Alias, error) {
+	return f.aliases, nil
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -179,5 +187,75 @@ func TestCatalogueErrorsAreReturned(t *testing.T) {
 	// ping needs no catalogue.
 	if res, err := m.Handle(context.Background(), actionstest.Invocation(Name, "ping"), nil); err != nil || res.Replies[0].Text != "pong" {
 		t.Fatalf("ping: %v %+v", err, res)
+	}
+}
+
+func TestAliasesInCommandsAndHelp(t *testing.T) {
+	cat := sampleCatalogue()
+	cat.aliases = map[string]store.Alias{
+		"hug":  {Name: "hug", Target: "quote {1|nobody}"},
+		"lurk": {Name: "lurk", Target: "#forecast {1|berlin}"},
+		// A command wins over an alias of its name, in the router and here.
+		"ping": {Name: "ping", Target: "quote 1"},
+	}
+	tests := []struct {
+		name    string
+		command string
+		args    []string
+		prefix  string
+		want    string
+	}{
+		{"commands lists the aliases", "commands", nil, "!",
+			"core: !about !commands !help !ping | memories: !quote | weather: #forecast | aliases: !hug !lurk !ping"},
+		{"with the community's prefix", "commands", nil, "?",
+			"core: ?about ?commands ?help ?ping | memories: ?quote | weather: #forecast | aliases: ?hug ?lurk ?ping"},
+		{"help on an alias", "help", []string{"hug"}, "!", "!hug is an alias for !quote {1|nobody}"},
+		{"help on an alias typed with its prefix", "help", []string{"?hug"}, "?", "?hug is an alias for ?quote {1|nobody}"},
+		{"help on an alias of an external command", "help", []string{"!lurk"}, "!", "!lurk is an alias for #forecast {1|berlin}"},
+		{"help prefers the command", "help", []string{"ping"}, "!", "!ping — Checks that the bot is listening. Usage: !ping. Who: everyone."},
+		{"help on neither", "help", []string{"nope"}, "!", "No command named nope."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New(Config{Catalogue: cat})
+			inv := actionstest.Invocation(Name, tt.command, tt.args...)
+			inv.Community.Prefix = tt.prefix
+			res, err := m.Handle(context.Background(), inv, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := res.Replies[0].Text; got != tt.want {
+				t.Errorf("reply\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestManyAliasesStayOneMessage(t *testing.T) {
+	cat := sampleCatalogue()
+	cat.aliases = map[string]store.Alias{}
+	for i := range 200 {
+		name := fmt.Sprintf("alias-number-%03d", i)
+		cat.aliases[name] = store.Alias{Name: name, Target: "ping"}
+	}
+	m := New(Config{Catalogue: cat})
+	for _, platform := range []string{schemas.PlatformTwitch, schemas.PlatformDiscord} {
+		inv := actionstest.Invocation(Name, "commands")
+		inv.Event.Platform = platform
+		res, err := m.Handle(context.Background(), inv, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := res.Replies[0].Text
+		if n := utf8.RuneCountInString(got); n > schemas.TextLimit(platform) {
+			t.Errorf("%s: %d characters, over the limit of %d", platform, n, schemas.TextLimit(platform))
+		}
+		if !strings.HasPrefix(got, "core: !about !commands !help !ping | memories: !quote | weather: #forecast | aliases: !alias-number-000 !alias-number-001") {
+			t.Errorf("%s: %q", platform, got)
+		}
+		shown := strings.Count(got, "!alias-number-")
+		if want := fmt.Sprintf(" (+%d more)", 200-shown); !strings.HasSuffix(got, want) {
+			t.Errorf("%s: %q does not end with %q", platform, got, want)
+		}
 	}
 }

@@ -29,7 +29,7 @@ func addRouter(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st
 		Concurrency: p.RouterConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
 		UserRateLimit: p.UserRateLimit, UserRateWindow: p.UserRateWindow,
 		ChannelRateLimit: p.ChannelRateLimit, ChannelRateWindow: p.ChannelRateWindow,
-		InvocationDeadline: p.InvocationDeadline, CacheTTL: p.CacheTTL,
+		InvocationDeadline: p.InvocationDeadline, CacheTTL: p.CacheTTL, AliasDepth: p.AliasDepth,
 		Logger: p.log,
 	})
 	if err != nil {
@@ -147,7 +147,7 @@ func runAction(ctx context.Context, args []string) error {
 		return usageError("action <module>; built-in modules: %v", builtin.Names())
 	}
 	return runPart(ctx, p, "action "+p.args[0], true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store) error {
-		m, err := builtin.Module(builtin.Deps{Store: st}, p.args[0])
+		m, err := builtin.Module(builtin.Deps{Store: st, AliasDepth: p.AliasDepth}, p.args[0])
 		if err != nil {
 			return usageError("%v", err)
 		}

@@ -140,10 +140,11 @@ var ErrNoneDue = errors.New("store: no job due")
 // fires once however many replicas poll. A job more than lateAfter overdue
 // fires marked late. ErrNoneDue when nothing is due.
 func (s *Store) FireNextDue(ctx context.Context, module string, now time.Time, lateAfter time.Duration, work FireWork) (Fired, error) {
-	tx, err := s.pool.Begin(ctx)
+	tx, done, err := s.beginWork(ctx)
 	if err != nil {
-		return Fired{}, fmt.Errorf("store: unable to begin: %w", err)
+		return Fired{}, err
 	}
+	defer done()
 	defer tx.Rollback(ctx)
 	job, err := scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM scheduled_jobs
 		WHERE module = $1 AND state = 'pending' AND due_at <= $2 AND (not_before IS NULL OR not_before <= $2)

@@ -29,10 +29,11 @@ type Work func(ctx context.Context, tx pgx.Tx) ([]OutMessage, error)
 // A concurrent run of the same invocation waits on the row lock and then
 // takes the replay path.
 func (s *Store) RunOnce(ctx context.Context, invocationID, module, communityID string, work Work) (msgs []OutMessage, replayed bool, err error) {
-	tx, err := s.pool.Begin(ctx)
+	tx, done, err := s.beginWork(ctx)
 	if err != nil {
-		return nil, false, fmt.Errorf("store: unable to begin: %w", err)
+		return nil, false, err
 	}
+	defer done()
 	defer tx.Rollback(ctx)
 	var community any
 	if communityID != "" {

@@ -48,6 +48,12 @@ type Store struct {
 	read   *pgxpool.Pool
 	cipher *cipher
 	log    *slog.Logger
+	// workTx holds a token per module transaction (RunOnce, FireNextDue)
+	// that may be open at once: half the pool. A handler holds its
+	// transaction's connection while it may read through the pool too;
+	// were every connection held by such a transaction, those reads would
+	// wait forever. Capping the held half keeps the other half for them.
+	workTx chan struct{}
 }
 
 // Querier is what both a pool and a transaction can do.
@@ -87,7 +93,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: unable to reach PostgreSQL at %s: %w", redact(cfg.URL), err)
 	}
-	s := &Store{pool: pool, read: pool, log: log}
+	s := &Store{pool: pool, read: pool, log: log,
+		workTx: make(chan struct{}, max(1, int(pool.Config().MaxConns)/2))}
 	if cfg.ReadURL != "" {
 		read, err := newPool(ctx, cfg.ReadURL, cfg.MaxConns)
 		if err != nil {
@@ -213,6 +220,23 @@ func MigrationsHash() string {
 		h.Write(b)
 	}
 	return fmt.Sprintf("%016x", h.Sum64())
+}
+
+// beginWork takes a module-transaction token and begins the transaction;
+// done returns the token.
+func (s *Store) beginWork(ctx context.Context) (pgx.Tx, func(), error) {
+	select {
+	case s.workTx <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("store: waiting for a free connection: %w", ctx.Err())
+	}
+	release := func() { <-s.workTx }
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		release()
+		return nil, nil, fmt.Errorf("store: unable to begin: %w", err)
+	}
+	return tx, release, nil
 }
 
 // Pool is the read-write pool, for modules' own queries.

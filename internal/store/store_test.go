@@ -340,3 +340,37 @@ func TestIsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlersReadingThroughThePoolDoNotStarve: more concurrent module
+// transactions than connections, each reading through the pool while it
+// holds its own, all finish.
+func TestHandlersReadingThroughThePoolDoNotStarve(t *testing.T) {
+	s, err := store.Open(ctx, store.Config{URL: storetest.URL(t), MaxConns: 4, Logger: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			_, _, err := s.RunOnce(tctx, schemas.NewEventID(), "m", "", func(ctx context.Context, tx pgx.Tx) ([]store.OutMessage, error) {
+				time.Sleep(20 * time.Millisecond)
+				_, err := s.Catalogue(ctx) // a read through the pool while holding tx
+				return nil, err
+			})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
