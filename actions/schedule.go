@@ -25,6 +25,7 @@ type FireHandler func(ctx context.Context, job *store.Job, late bool, tx pgx.Tx)
 // the invocation's, so a retry never schedules twice.
 func Schedule(ctx context.Context, st *store.Store, tx pgx.Tx, inv *schemas.Invocation, n int, job store.Job) (store.Job, error) {
 	job.ID = schemas.JobID(inv.ID, n)
+	job.DueAt = store.JobTime(job.DueAt)
 	job.Module = inv.Module
 	job.CommunityID = inv.Community.ID
 	if job.Target.Platform == "" {

@@ -9,7 +9,9 @@ import (
 	"github.com/waddlebot/waddlebot/actions"
 	"github.com/waddlebot/waddlebot/actions/alias"
 	"github.com/waddlebot/waddlebot/actions/core"
+	"github.com/waddlebot/waddlebot/actions/inventory"
 	"github.com/waddlebot/waddlebot/actions/labels"
+	"github.com/waddlebot/waddlebot/actions/memories"
 	"github.com/waddlebot/waddlebot/internal/store"
 	"github.com/waddlebot/waddlebot/internal/version"
 )
@@ -24,9 +26,11 @@ type Deps struct {
 // Modules returns every built-in module by name.
 func Modules(d Deps) map[string]actions.Module {
 	return map[string]actions.Module{
-		"core":   core.New(core.Config{Catalogue: d.Store, Version: version.Version}),
-		"alias":  alias.New(alias.Config{Store: d.Store, MaxDepth: d.AliasDepth}),
-		"labels": labels.New(labels.Config{Store: d.Store}),
+		"core":      core.New(core.Config{Catalogue: d.Store, Version: version.Version}),
+		"alias":     alias.New(alias.Config{Store: d.Store, MaxDepth: d.AliasDepth}),
+		"labels":    labels.New(labels.Config{Store: d.Store}),
+		"memories":  memories.New(memories.Config{Store: d.Store}),
+		"inventory": inventory.New(inventory.Config{Store: d.Store}),
 	}
 }
 

@@ -55,6 +55,11 @@ func scanJob(r pgx.Row) (Job, error) {
 	return j, nil
 }
 
+// JobTime is a due time as PostgreSQL keeps it (microseconds): firing ids
+// are derived from the stored time, so callers that compute one from a
+// time in memory must round it the same way.
+func JobTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
 // ScheduleJob adds a job inside q (a module's outbox transaction). The id is
 // the caller's, deterministic from its invocation, so a retry adds nothing.
 func (s *Store) ScheduleJob(ctx context.Context, q Querier, j Job) error {
@@ -69,7 +74,7 @@ func (s *Store) ScheduleJob(ctx context.Context, q Querier, j Job) error {
 	if _, err := q.Exec(ctx, `
 		INSERT INTO scheduled_jobs (id, module, community_id, kind, due_at, target, payload, created_by)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-		j.ID, j.Module, j.CommunityID, j.Kind, j.DueAt.UTC(), target, []byte(payload), j.CreatedBy); err != nil {
+		j.ID, j.Module, j.CommunityID, j.Kind, JobTime(j.DueAt), target, []byte(payload), j.CreatedBy); err != nil {
 		return checkViolation(err, "job")
 	}
 	return nil

@@ -29,6 +29,11 @@ func TestPostgresOutageRouterAndWorker(t *testing.T) {
 		t.Fatalf("warm-up replies: %+v", replies)
 	}
 	h.expectPong("known", "alice")
+	// The router also needs each user's labels, which it caches per user:
+	// the users who type during the outage have spoken before.
+	for i := range 3 {
+		h.expectPong("known", fmt.Sprintf("user%d", i))
+	}
 
 	proxy.Down()
 	downAt := time.Now()
