@@ -15,6 +15,8 @@ const (
 	// redelivery can ask for an invocation pruned after it.
 	defaultRetention = 25 * time.Hour
 	pruneEvery       = time.Hour
+	// jobRetention keeps finished jobs for a month.
+	jobRetention = 30 * 24 * time.Hour
 )
 
 // sweepOutbox republishes results that committed but were never marked sent,
@@ -39,6 +41,20 @@ func (w *Worker) sweepOutbox(ctx context.Context) {
 				w.logStoreTrouble("actions: unable to prune the outbox", err)
 			} else if n > 0 {
 				w.log.Info("actions: pruned the outbox", "rows", n)
+			}
+			if w.cfg.Module.Fire != nil {
+				// Fired and cancelled jobs are kept a while for `list`-style
+				// questions and audits, not forever.
+				if n, err := w.cfg.Store.PruneJobs(ctx, w.name, jobRetention); err != nil {
+					w.logStoreTrouble("actions: unable to prune finished jobs", err)
+				} else if n > 0 {
+					w.log.Info("actions: pruned finished jobs", "rows", n)
+				}
+			}
+			if w.cfg.Module.Housekeep != nil {
+				if err := w.cfg.Module.Housekeep(ctx); err != nil {
+					w.logStoreTrouble("actions: housekeeping failed", err)
+				}
 			}
 		}
 	}

@@ -45,6 +45,9 @@ type Module struct {
 	// Fire, when set, runs the module's scheduled jobs as they come due
 	// (see Schedule); the worker then runs a scheduler beside its consumer.
 	Fire FireHandler
+	// Housekeep, when set, runs hourly beside the outbox pruning (modules
+	// with writes only): to prune the module's own old rows.
+	Housekeep func(ctx context.Context) error
 }
 
 // Config runs one module's worker.
@@ -519,7 +522,11 @@ func (w *Worker) publish(ctx context.Context, msgs []store.OutMessage) error {
 			if err := nc.Publish(m.Subject, m.Data); err != nil {
 				return fmt.Errorf("actions: unable to announce %s: %w", m.Subject, err)
 			}
-			if err := nc.FlushWithContext(ctx); err != nil {
+			// FlushWithContext insists on a deadline.
+			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := nc.FlushWithContext(fctx)
+			cancel()
+			if err != nil {
 				return fmt.Errorf("actions: unable to announce %s: %w", m.Subject, err)
 			}
 			continue

@@ -748,4 +748,18 @@ func TestCommunityChangedIsAnnounced(t *testing.T) {
 	if _, err := sub.NextMsg(waitLong); err != nil {
 		t.Fatalf("no notice after the replay: %v", err)
 	}
+	// Announcing is part of finishing the invocation: it must not fail it.
+	actionstest.Eventually(t, waitLong, "the invocations settled", func() bool {
+		return actionstest.Settled(t, env.Conn.JS, schemas.StreamCommands, "teacher")
+	})
+	if n := countRows(t, st, `SELECT count(*) FROM processed_invocations WHERE invocation_id = $1 AND sent_at IS NOT NULL`, inv.ID); n != 1 {
+		t.Fatal("the result was never marked sent")
+	}
+	if dls := actionstest.DeadLetters(t, env.Conn.JS, schemas.StreamCommands); len(dls) != 0 {
+		t.Fatalf("dead letters: %+v", dls)
+	}
+	c, _ := env.Conn.JS.Consumer(context.Background(), schemas.StreamCommands, "teacher")
+	if info, _ := c.Info(context.Background()); info.NumRedelivered != 0 {
+		t.Fatalf("%d redeliveries: announcing failed the invocation", info.NumRedelivered)
+	}
 }

@@ -1,5 +1,5 @@
 // Package alias is the alias module: a community's moderators give their own
-// names to command lines (`!alias add hug !so {1|nobody}`). The module keeps
+// names to command lines (`!alias add q !quote {1|random}`). The module keeps
 // the definitions; the router expands them before dispatch (router.Expand),
 // so the target's permissions and cooldowns apply and {count} is counted once
 // per invocation.
@@ -27,9 +27,9 @@ import (
 // Name is the module's name and its one command.
 const Name = "alias"
 
-// MaxTarget is the longest command line an alias may hold, in characters
-// (the aliases table checks it too).
-const MaxTarget = 500
+// MaxTarget is the longest command line an alias may hold, in characters:
+// short enough that !alias show fits one Twitch message (the table allows 500).
+const MaxTarget = 400
 
 // MaxName is the longest alias name.
 const MaxName = 32
@@ -70,7 +70,16 @@ func New(cfg Config) actions.Module {
 	if m.maxDepth <= 0 {
 		m.maxDepth = config.Defaults().AliasDepth
 	}
-	return actions.Module{Manifest: Manifest(), Handle: m.handle}
+	return actions.Module{Manifest: Manifest(), Handle: m.handle, Housekeep: m.housekeep}
+}
+
+// runRecordAge outlives WB_COMMANDS' default MaxAge: past it no redelivery
+// can ask for a run's count again.
+const runRecordAge = 25 * time.Hour
+
+func (m *module) housekeep(ctx context.Context) error {
+	_, err := m.store.PruneAliasRuns(ctx, runRecordAge)
+	return err
 }
 
 type module struct {
@@ -118,7 +127,7 @@ func (m *module) add(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, re
 	p := prefixOf(inv)
 	rawName, rawTarget := cutWord(rest)
 	if rawName == "" || rawTarget == "" {
-		return fmt.Sprintf("Usage: %salias add <name> <command…>, for example %salias add hug %sso {1|nobody}", p, p, p), nil
+		return fmt.Sprintf("Usage: %salias add <name> <command…>, for example %salias add q %squote {1|random}", p, p, p), nil
 	}
 	name, problem := parseName(rawName, p)
 	if problem != "" {
@@ -518,7 +527,7 @@ func normalize(raw, p string) (string, string) {
 	}
 	cmd, ok := parseTarget(t)
 	if !ok {
-		return "", fmt.Sprintf("The command must start with a command's name, like %sso {1|nobody} or #weather {1|berlin}.", p)
+		return "", fmt.Sprintf("The command must start with a command's name, like %squote {1|random} or #weather {1|berlin}.", p)
 	}
 	out := cmd.Name
 	if cmd.Prefix == externalPrefix {

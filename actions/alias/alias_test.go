@@ -145,7 +145,7 @@ func TestRefusals(t *testing.T) {
 	p := start(t)
 	expect(t, p, "mod", mod, "!alias add hug !so hi", "Alias !hug added: !so hi")
 	usage := "Usage: !alias add <name> <command…> | remove <name> | list [page] | show <name>"
-	addUsage := "Usage: !alias add <name> <command…>, for example !alias add hug !so {1|nobody}"
+	addUsage := "Usage: !alias add <name> <command…>, for example !alias add q !quote {1|random}"
 	names := "Alias names are 1 to 32 of a-z, 0-9, - and _, starting with a letter"
 	tenKB := strings.Repeat("x", 10_000)
 	for _, tt := range []struct{ text, want string }{
@@ -171,11 +171,11 @@ func TestRefusals(t *testing.T) {
 		{"!alias add x #so", "There is no external command #so. !commands lists what there is."},
 		{"!alias add x !alias list", "An alias cannot run !alias."},
 		{"!alias add x alias remove hug", "An alias cannot run !alias."},
-		{"!alias add x {1}", "The command must start with a command's name, like !so {1|nobody} or #weather {1|berlin}."},
-		{"!alias add x so{1}", "The command must start with a command's name, like !so {1|nobody} or #weather {1|berlin}."},
-		{"!alias add x !", "The command must start with a command's name, like !so {1|nobody} or #weather {1|berlin}."},
-		{"!alias add x !so " + strings.Repeat("é", 498), "That command is 501 characters long; an alias holds at most 500."},
-		{"!alias add x !so " + tenKB, "That command is 10003 characters long; an alias holds at most 500."},
+		{"!alias add x {1}", "The command must start with a command's name, like !quote {1|random} or #weather {1|berlin}."},
+		{"!alias add x so{1}", "The command must start with a command's name, like !quote {1|random} or #weather {1|berlin}."},
+		{"!alias add x !", "The command must start with a command's name, like !quote {1|random} or #weather {1|berlin}."},
+		{"!alias add x !so " + strings.Repeat("é", 398), "That command is 401 characters long; an alias holds at most 400."},
+		{"!alias add x !so " + tenKB, "That command is 10003 characters long; an alias holds at most 400."},
 		{"!alias add x !so a\x00b", "The command may not contain control characters (it has U+0000)."},
 		{"!alias add x !so a\x07b", "The command may not contain control characters (it has U+0007)."},
 		{"!alias add x !so a\x1b[31mred", "The command may not contain control characters (it has U+001B)."},
@@ -197,7 +197,7 @@ func TestRefusals(t *testing.T) {
 	}
 
 	// Exactly the limit is fine, counted in characters, not bytes.
-	long := "so " + strings.Repeat("é", 497)
+	long := "so " + strings.Repeat("é", alias.MaxTarget-3)
 	expect(t, p, "mod", mod, "!alias add long !"+long, "Alias !long added: !"+long)
 	var stored string
 	p.Must(p.Store.Pool().QueryRow(context.Background(), `SELECT target FROM aliases WHERE name = 'long'`).Scan(&stored))

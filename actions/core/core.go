@@ -273,7 +273,7 @@ func describe(a available) string {
 	if d := strings.TrimRight(strings.TrimSpace(a.spec.Description), "."); d != "" {
 		b.WriteString(" — " + d + ".")
 	}
-	b.WriteString(" Usage: " + a.prefix + usage(a.spec) + ".")
+	b.WriteString(" Usage: " + prefixed(a.prefix, a.spec, usage(a.spec)) + ".")
 	if len(a.spec.Aliases) > 0 {
 		aliases := make([]string, len(a.spec.Aliases))
 		for i, alias := range a.spec.Aliases {
@@ -283,6 +283,21 @@ func describe(a available) string {
 	}
 	b.WriteString(" Who: " + a.who + ".")
 	return b.String()
+}
+
+// prefixed puts the prefix before every alternative of a usage that names
+// the command ("quote [n] | quote add <text>" → "!quote [n] | !quote add <text>").
+func prefixed(prefix string, spec schemas.CommandSpec, u string) string {
+	alts := strings.Split(u, " | ")
+	for i, alt := range alts {
+		alt = strings.TrimSpace(alt)
+		first, _, _ := strings.Cut(alt, " ")
+		if i == 0 || first == spec.Name || slices.Contains(spec.Aliases, first) {
+			alt = prefix + alt
+		}
+		alts[i] = alt
+	}
+	return strings.Join(alts, " | ")
 }
 
 // usage accepts manifests that write the command word in their usage

@@ -29,9 +29,9 @@ const WriterLabel = "memories"
 
 // Limits users meet, named in the replies that enforce them.
 const (
-	MaxQuoteLength      = 500
-	MaxAuthorLength     = 100
-	MaxURLLength        = 2000
+	MaxQuoteLength      = 400
+	MaxAuthorLength     = 50
+	MaxURLLength        = 400
 	MaxReminderLength   = 300 // the firing's greeting and lateness note must still fit Twitch's 500
 	MaxSearchTerm       = 100
 	MinSearchTerm       = 2

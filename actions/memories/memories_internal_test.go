@@ -189,20 +189,26 @@ func TestTwitchSizedReplies(t *testing.T) {
 		}
 	}
 
-	long := strings.Repeat("ha", 250)
-	if got := say(schemas.RoleModerator, "quote", "add", long); got != "Quote #1 added." {
+	// The longest quote with the longest author fits one Twitch message; the
+	// byline ("added by …") gives way first.
+	long := strings.Repeat("ha", MaxQuoteLength/2)
+	author := strings.Repeat("w", MaxAuthorLength)
+	if got := say(schemas.RoleModerator, "quote", "add", long, "-", author); got != "Quote #1 added." {
 		t.Fatal(got)
 	}
 	say(schemas.RoleModerator, "quote", "add", "short - someone")
-	// Only a quote near the longest is split by the runtime: the byline goes first.
-	if got := say("", "quote", "1"); got != "#1: “"+long+"”" {
-		t.Errorf("a 500-character quote on Twitch: %q", got)
+	if got := fits(say("", "quote", "1")); !strings.HasPrefix(got, "#1: “"+long+"” — "+author) {
+		t.Errorf("the longest quote on Twitch: %q", got)
 	}
-	long = strings.Repeat("ha", 240)
+	long = strings.Repeat("ha", 150)
 	say(schemas.RoleModerator, "quote", "add", long)
-	if got := fits(say("", "quote", "3")); got != "#3: “"+long+"”" {
-		t.Errorf("a 480-character quote on Twitch: %q", got)
+	if got := fits(say("", "quote", "3")); !strings.HasPrefix(got, "#3: “"+long+"”") {
+		t.Errorf("a 300-character quote on Twitch: %q", got)
 	}
+	// The longest bookmark fits one message too.
+	url := "https://example.com/" + strings.Repeat("a", MaxURLLength-len("https://example.com/"))
+	say(schemas.RoleModerator, "url", "add", strings.Repeat("n", 32), url)
+	fits(say("", "url", strings.Repeat("n", 32)))
 	for i := range 20 {
 		say(schemas.RoleModerator, "quote", "add", fmt.Sprintf("haha number %d", i))
 	}

@@ -85,10 +85,10 @@ func testQuotes(t *testing.T, p *pipelinetest.Pipeline) {
 
 	t.Run("limits", func(t *testing.T) {
 		before := p.Count(`SELECT count(*) FROM memories_quotes`)
-		max := strings.Repeat("é", 500)
-		expect(t, p, "mod", "moderator", "!quote add "+max+"x", "That quote is 501 characters long; the most is 500.")
-		expect(t, p, "mod", "moderator", "!quote add "+strings.Repeat("0123456789", 1024), "That quote is 10240 characters long; the most is 500.")
-		expect(t, p, "mod", "moderator", "!quote add fine - "+strings.Repeat("a", 101), "That author name is 101 characters long; the most is 100.")
+		max := strings.Repeat("é", 400)
+		expect(t, p, "mod", "moderator", "!quote add "+max+"x", "That quote is 401 characters long; the most is 400.")
+		expect(t, p, "mod", "moderator", "!quote add "+strings.Repeat("0123456789", 1024), "That quote is 10240 characters long; the most is 400.")
+		expect(t, p, "mod", "moderator", "!quote add fine - "+strings.Repeat("a", 51), "That author name is 51 characters long; the most is 50.")
 		expect(t, p, "mod", "moderator", "!quote add nul\x00byte", "That quote contains a control character (U+0000); please send plain text.")
 		expect(t, p, "mod", "moderator", "!quote add \x1b[31mred", "That quote contains a control character (U+001B); please send plain text.")
 		expect(t, p, "mod", "moderator", "!quote add bell\u0007 - x", "That quote contains a control character (U+0007); please send plain text.")

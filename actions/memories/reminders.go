@@ -231,7 +231,8 @@ func (m *module) cancelReminder(ctx context.Context, inv *schemas.Invocation, tx
 		}
 		own := jobs[i].CreatedBy == userKey(inv)
 		if !own && !isModerator(inv) {
-			return fmt.Sprintf("Reminder #%d is %s's; only they or a moderator can cancel it.", n, r.Who), nil
+			// Not naming the owner: a private reminder is nobody else's business.
+			return fmt.Sprintf("Reminder #%d is not yours; only its owner or a moderator can cancel it.", n), nil
 		}
 		if err := m.st.CancelJob(ctx, tx, inv.Community.ID, jobs[i].ID); err != nil {
 			return "", fmt.Errorf("memories: unable to cancel reminder: %w", err)
@@ -261,7 +262,7 @@ func (m *module) fire(ctx context.Context, job *store.Job, late bool, _ pgx.Tx) 
 		if due.YearDay() != now.YearDay() || due.Year() != now.Year() {
 			at = formatWhen(due, now, loc)
 		}
-		text += fmt.Sprintf(" (this was due at %s; the bot was offline)", at)
+		text += fmt.Sprintf(" (sent late: it was due at %s)", at)
 	}
 	vis := schemas.VisibilityPublic
 	if r.Where == toMe {

@@ -110,8 +110,8 @@ func TestReminders(t *testing.T) {
 	})
 
 	t.Run("cancel", func(t *testing.T) {
-		expect(t, p, "bob", "", "!remind cancel 6", "Reminder #6 is alice's; only they or a moderator can cancel it.")
-		expect(t, p, "bob", "vip", "!remind cancel 6", "Reminder #6 is alice's; only they or a moderator can cancel it.")
+		expect(t, p, "bob", "", "!remind cancel 6", "Reminder #6 is not yours; only its owner or a moderator can cancel it.")
+		expect(t, p, "bob", "vip", "!remind cancel 6", "Reminder #6 is not yours; only its owner or a moderator can cancel it.")
 		expect(t, p, "alice", "", "!remind cancel 6", "Reminder #6 cancelled.")
 		expect(t, p, "alice", "", "!remind cancel #6", "There is no pending reminder #6.")
 		expect(t, p, "alice", "", "!remind cancel 4", "There is no pending reminder #4.") // fired already
@@ -229,7 +229,7 @@ func TestReminderReplicasAndDowntime(t *testing.T) {
 			t.Fatal("a reminder fired with no worker running")
 		}
 		p.StartWorker(memories.Name)
-		late := waitReply(t, p, "⏰ alice, reminder: while down (this was due at 12:11; the bot was offline)")
+		late := waitReply(t, p, "⏰ alice, reminder: while down (sent late: it was due at 12:11)")
 		if late.Visibility != schemas.VisibilityPrivate || late.Target.UserID != "alice" {
 			t.Errorf("late firing: %+v", late.Reply)
 		}
@@ -242,7 +242,7 @@ func TestReminderReplicasAndDowntime(t *testing.T) {
 		p.StopWorkers(memories.Name)
 		clk.Advance(24 * time.Hour)
 		p.StartWorker(memories.Name)
-		waitReply(t, p, "⏰ alice, reminder: much later (this was due at Sat 28 Nov 13:01 UTC; the bot was offline)")
+		waitReply(t, p, "⏰ alice, reminder: much later (sent late: it was due at Sat 28 Nov 13:01 UTC)")
 		expect(t, p, "alice", "", "!remind list", "You have no pending reminders. Set one with !remind me in 10m <text>.")
 	})
 }

@@ -48,6 +48,10 @@ type Options struct {
 	// TuneRouter and TuneWorker adjust the parts' configuration.
 	TuneRouter func(*router.Config)
 	TuneWorker func(*actions.Config)
+	// AllowDeadLetters skips the check, when the test ends, that nothing
+	// was dead-lettered and every committed result was published: for
+	// tests that dead-letter on purpose.
+	AllowDeadLetters bool
 }
 
 // Pipeline is one test's running pipeline.
@@ -121,7 +125,26 @@ func Start(t testing.TB, o Options) *Pipeline {
 		p.modules[m.Manifest.Name] = m
 		p.StartWorker(m.Manifest.Name)
 	}
+	if !o.AllowDeadLetters {
+		// Registered last, so it runs first, while the parts still run.
+		t.Cleanup(p.checkClean)
+	}
 	return p
+}
+
+// checkClean fails the test if normal use dead-lettered anything or left a
+// committed result unpublished: both are invisible in replies.
+func (p *Pipeline) checkClean() {
+	if p.t.Failed() {
+		return
+	}
+	p.Settle()
+	if dls := natstest.Decode[schemas.DeadLetter](p.t, p.Client.JS, schemas.StreamDLQ, ""); len(dls) != 0 {
+		p.t.Errorf("pipelinetest: %d dead letters, the first: %s on %s: %s", len(dls), dls[0].Stream, dls[0].Subject, dls[0].Reason)
+	}
+	natstest.Eventually(p.t, Wait, "every committed result marked sent", func() bool {
+		return p.Count(`SELECT count(*) FROM processed_invocations WHERE sent_at IS NULL`) == 0
+	})
 }
 
 func (p *Pipeline) run(name string, run func(context.Context) error, ready func() bool) *runningPart {

@@ -72,6 +72,11 @@ func (s *Store) RemoveAlias(ctx context.Context, q Querier, communityID, name st
 func (s *Store) CountAliasRun(ctx context.Context, communityID, name, invocationID string) (int64, error) {
 	var count int64
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		// Two deliveries of one event at once (a second router replica after
+		// AckWait) must not both count: take turns on the invocation id.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('alias_run:' || $1))`, invocationID); err != nil {
+			return err
+		}
 		err := tx.QueryRow(ctx, `SELECT count FROM alias_runs WHERE invocation_id = $1`, invocationID).Scan(&count)
 		if err == nil {
 			return nil
@@ -94,4 +99,15 @@ func (s *Store) CountAliasRun(ctx context.Context, communityID, name, invocation
 		return 0, fmt.Errorf("store: unable to count alias run: %w", err)
 	}
 	return count, nil
+}
+
+// PruneAliasRuns deletes run records older than age: they only guard
+// against counting a redelivered invocation twice, and no redelivery comes
+// after WB_COMMANDS' MaxAge.
+func (s *Store) PruneAliasRuns(ctx context.Context, age time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM alias_runs WHERE at < now() - $1::interval`, age.String())
+	if err != nil {
+		return 0, fmt.Errorf("store: unable to prune alias runs: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }

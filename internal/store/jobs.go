@@ -218,3 +218,14 @@ func (s *Store) NextDue(ctx context.Context, module string) (time.Time, bool, er
 	}
 	return *due, true, nil
 }
+
+// PruneJobs deletes a module's fired, cancelled and failed jobs finished
+// (or created, for cancelled ones) more than age ago.
+func (s *Store) PruneJobs(ctx context.Context, module string, age time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM scheduled_jobs WHERE module = $1 AND state <> 'pending'
+		AND coalesce(fired_at, created_at) < now() - $2::interval`, module, age.String())
+	if err != nil {
+		return 0, fmt.Errorf("store: unable to prune jobs: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -374,3 +374,76 @@ func TestHandlersReadingThroughThePoolDoNotStarve(t *testing.T) {
 		}
 	}
 }
+
+func TestPruneFinishedJobsAndAliasRuns(t *testing.T) {
+	s := storetest.New(t)
+	c, err := s.CreateCommunity(ctx, "t", store.NewCommunity{Name: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, state := range []string{"pending", "fired", "cancelled", "failed"} {
+		id := schemas.JobID("parent", i+1)
+		if err := s.ScheduleJob(ctx, s.Pool(), store.Job{ID: id, Module: "m", CommunityID: c.ID, Kind: "k",
+			DueAt: time.Now(), Target: schemas.Target{Platform: "console", ChannelID: "x"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Pool().Exec(ctx, `UPDATE scheduled_jobs SET state = $2, created_at = now() - interval '40 days',
+			fired_at = CASE WHEN $2 = 'fired' THEN now() - interval '40 days' END WHERE id = $1`, id, state); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.PruneJobs(ctx, "m", 30*24*time.Hour)
+	if err != nil || n != 3 {
+		t.Fatalf("pruned %d jobs (%v), want the 3 finished ones", n, err)
+	}
+	var left string
+	_ = s.Pool().QueryRow(ctx, `SELECT state FROM scheduled_jobs`).Scan(&left)
+	if left != "pending" {
+		t.Fatalf("left %q", left)
+	}
+	if err := s.AddAlias(ctx, s.Pool(), store.Alias{CommunityID: c.ID, Name: "a", Target: "ping", CreatedBy: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := s.CountAliasRun(ctx, c.ID, "a", schemas.NewEventID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _ = s.Pool().Exec(ctx, `UPDATE alias_runs SET at = now() - interval '2 days' WHERE count = 1`)
+	if n, err := s.PruneAliasRuns(ctx, 25*time.Hour); err != nil || n != 1 {
+		t.Fatalf("pruned %d alias runs (%v), want 1", n, err)
+	}
+}
+
+// TestAliasRunCountedOnceUnderRace: one invocation counted from many
+// goroutines at once (two router replicas after an AckWait) counts once.
+func TestAliasRunCountedOnceUnderRace(t *testing.T) {
+	s := storetest.New(t)
+	c, err := s.CreateCommunity(ctx, "t", store.NewCommunity{Name: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddAlias(ctx, s.Pool(), store.Alias{CommunityID: c.ID, Name: "a", Target: "ping", CreatedBy: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	inv := schemas.NewEventID()
+	var wg sync.WaitGroup
+	counts := make([]int64, 8)
+	for i := range counts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := s.CountAliasRun(ctx, c.ID, "a", inv)
+			if err != nil {
+				t.Error(err)
+			}
+			counts[i] = n
+		}()
+	}
+	wg.Wait()
+	for _, n := range counts {
+		if n != 1 {
+			t.Fatalf("counts %v, want all 1", counts)
+		}
+	}
+}
