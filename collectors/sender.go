@@ -46,6 +46,10 @@ type SenderConfig struct {
 	// Budget is how many messages one channel may receive per Window,
 	// shared by every replica of the sender; 0 means no budget (console).
 	Budget int
+	// BudgetFor, when set, gives a channel's budget per reply instead of
+	// Budget (Twitch allows a channel 100 where the bot is a moderator, 20
+	// elsewhere). Zero means no budget for that channel.
+	BudgetFor func(ctx context.Context, r *schemas.Reply) int
 	Window time.Duration
 	// Concurrency bounds messages in flight across channels (default 64);
 	// one channel's messages are always sent one at a time, in order.
@@ -88,7 +92,7 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	if cfg.Budget < 0 {
 		return nil, fmt.Errorf("collectors: %s sender budget %d is negative", platform, cfg.Budget)
 	}
-	if cfg.Budget > 0 && cfg.Window <= 0 {
+	if (cfg.Budget > 0 || cfg.BudgetFor != nil) && cfg.Window <= 0 {
 		return nil, fmt.Errorf("collectors: %s sender has a budget of %d but no window", platform, cfg.Budget)
 	}
 	if cfg.Concurrency <= 0 {
@@ -202,8 +206,12 @@ func (s *Sender) handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	log := s.log.With(logging.KeyChannel, channel, logging.KeyID, r.ID)
 
-	if s.cfg.Budget > 0 {
-		d, err := s.budget.Allow(ctx, BudgetKey(s.platform, channel), r.ID, s.cfg.Budget, s.cfg.Window)
+	budget := s.cfg.Budget
+	if s.cfg.BudgetFor != nil {
+		budget = s.cfg.BudgetFor(ctx, &r)
+	}
+	if budget > 0 {
+		d, err := s.budget.Allow(ctx, BudgetKey(s.platform, channel), r.ID, budget, s.cfg.Window)
 		if err != nil {
 			// The budget lives in NATS: without it nothing may be sent, and
 			// it is not this reply's fault.

@@ -90,6 +90,19 @@ type Config struct {
 	SendWindow        time.Duration
 	ConsoleSendBudget int
 	ConsoleEnabled    bool
+	PublicURL         string
+
+	// Twitch.
+	TwitchClientID      string
+	TwitchClientSecret  string
+	TwitchAPIURL        string
+	TwitchAuthURL       string
+	TwitchEventSubURL   string
+	TwitchTransport     string
+	TwitchWebhookSecret string
+	TwitchSendBudget    int
+	TwitchModSendBudget int
+	TwitchConduitShards int
 }
 
 // Kind of value a setting holds.
@@ -118,6 +131,7 @@ const (
 	GroupCollector Group = "collector"
 	GroupSecrets   Group = "secrets"
 	GroupData      Group = "data"
+	GroupTwitch    Group = "twitch"
 )
 
 // Setting is one row of the table.
@@ -330,6 +344,30 @@ func Table() []Setting {
 			func(c *Config) *time.Duration { return &c.SendWindow }, time.Millisecond),
 		integer("CONSOLE_SEND_BUDGET", GroupCollector, 10000, "console messages per channel per send window",
 			func(c *Config) *int { return &c.ConsoleSendBudget }, 1),
+		str("PUBLIC_URL", GroupHTTP, "", "the URL users and platforms reach the HTTP server at (OAuth redirects, webhooks); empty: http://<HTTP_ADDR>",
+			func(c *Config) *string { return &c.PublicURL }, urlWithScheme("http", "https")),
+
+		str("TWITCH_CLIENT_ID", GroupTwitch, "", "Twitch application client id (dev.twitch.tv/console); the Twitch collector runs when it and the secret are set",
+			func(c *Config) *string { return &c.TwitchClientID }),
+		secret("TWITCH_CLIENT_SECRET", GroupTwitch, "", "Twitch application client secret",
+			func(c *Config) *string { return &c.TwitchClientSecret }),
+		str("TWITCH_API_URL", GroupTwitch, "https://api.twitch.tv/helix", "Helix API base URL",
+			func(c *Config) *string { return &c.TwitchAPIURL }, urlWithScheme("http", "https")),
+		str("TWITCH_AUTH_URL", GroupTwitch, "https://id.twitch.tv/oauth2", "Twitch OAuth base URL",
+			func(c *Config) *string { return &c.TwitchAuthURL }, urlWithScheme("http", "https")),
+		str("TWITCH_EVENTSUB_URL", GroupTwitch, "wss://eventsub.wss.twitch.tv/ws", "EventSub WebSocket URL",
+			func(c *Config) *string { return &c.TwitchEventSubURL }, urlWithScheme("ws", "wss")),
+		str("TWITCH_TRANSPORT", GroupTwitch, "websocket", "how EventSub reaches the bot: websocket (one socket per channel), webhook (needs PUBLIC_URL reachable by Twitch) or conduit (app token, shards over replicas)",
+			func(c *Config) *string { return &c.TwitchTransport }, oneOf("websocket", "webhook", "conduit")),
+		secret("TWITCH_WEBHOOK_SECRET", GroupTwitch, "", "secret (10–100 characters) Twitch signs webhook notifications with",
+			func(c *Config) *string { return &c.TwitchWebhookSecret }),
+		integer("TWITCH_SEND_BUDGET", GroupTwitch, 20, "Twitch messages per channel per send window when the bot is not a moderator (Twitch allows 20 per 30 s)",
+			func(c *Config) *int { return &c.TwitchSendBudget }, 1),
+		integer("TWITCH_MODERATOR_SEND_BUDGET", GroupTwitch, 100, "Twitch messages per channel per send window where the bot is a moderator (Twitch allows 100 per 30 s)",
+			func(c *Config) *int { return &c.TwitchModSendBudget }, 1),
+		integer("TWITCH_CONDUIT_SHARDS", GroupTwitch, 1, "shards of the conduit in conduit mode (spread over collector replicas)",
+			func(c *Config) *int { return &c.TwitchConduitShards }, 1),
+
 		boolean("CONSOLE_ENABLED", GroupCollector, false, "serve the console platform and the dev chat page outside waddlebot dev (they trust the role a sender claims)",
 			func(c *Config) *bool { return &c.ConsoleEnabled }),
 	}
