@@ -50,7 +50,7 @@ type SenderConfig struct {
 	// Budget (Twitch allows a channel 100 where the bot is a moderator, 20
 	// elsewhere). Zero means no budget for that channel.
 	BudgetFor func(ctx context.Context, r *schemas.Reply) int
-	Window time.Duration
+	Window    time.Duration
 	// Concurrency bounds messages in flight across channels (default 64);
 	// one channel's messages are always sent one at a time, in order.
 	Concurrency int
