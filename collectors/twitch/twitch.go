@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nicklaw5/helix/v2"
+
+	"github.com/waddlebot/waddlebot/schemas"
 )
 
 // Account kinds.
@@ -164,4 +166,21 @@ func (r *rewrite) RoundTrip(req *http.Request) (*http.Response, error) {
 		return r.next.RoundTrip(out)
 	}
 	return r.next.RoundTrip(req)
+}
+
+// Publisher publishes normalized events (collectors.Publisher).
+type Publisher interface {
+	Publish(ctx context.Context, ev *schemas.Event) error
+}
+
+// ControlSubject (core NATS) announces that a Twitch account connected,
+// disconnected or changed, so every collector replica picks it up without a
+// restart. The body is an AccountChange.
+const ControlSubject = "wb.control.twitch.accounts"
+
+// AccountChange is the body of a ControlSubject notice.
+type AccountChange struct {
+	UserID string `json:"user_id"`
+	Kind   string `json:"kind"`
+	Status string `json:"status"`
 }
