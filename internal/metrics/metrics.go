@@ -74,6 +74,30 @@ var (
 	PossibleDuplicateSends = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "waddlebot_possible_duplicate_sends_total", Help: "Redelivered replies whose first send may already have reached the platform.",
 	}, []string{"platform"})
+	// PlatformDropped counts messages a platform accepted but did not
+	// deliver (Twitch's is_sent false), by the platform's reason code.
+	PlatformDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_platform_dropped_total", Help: "Replies the platform took but did not deliver (Twitch is_sent false), by reason.",
+	}, []string{"platform", "reason"})
+	// EventsSkipped counts platform messages a collector did not publish on
+	// purpose: the bot's own, a duplicate delivery, a type it does not map.
+	EventsSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_events_skipped_total", Help: "Platform messages not published: own_message, duplicate, unmapped.",
+	}, []string{"platform", "reason"})
+	// Connections is the number of platform connections (EventSub sockets,
+	// gateway shards) this replica holds.
+	Connections = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "waddlebot_platform_connections", Help: "Platform connections (EventSub WebSockets, shards) held by this replica.",
+	}, []string{"platform"})
+	// Reconnects counts platform connections re-established, by reason
+	// (keepalive, reconnect_message, close_<code>, error).
+	Reconnects = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_platform_reconnects_total", Help: "Platform connections re-established, by reason.",
+	}, []string{"platform", "reason"})
+	// TokenRefreshes counts OAuth token refreshes by outcome (ok, revoked, error).
+	TokenRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "waddlebot_token_refreshes_total", Help: "OAuth token refreshes, by outcome (ok, revoked, error).",
+	}, []string{"platform", "outcome"})
 	// StageLatency measures each stage: route, handle, send, end_to_end.
 	StageLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "waddlebot_stage_latency_seconds", Help: "Latency per stage: route (event received to invocations published), handle (invocation fetched to result published), route_to_reply (event received to reply published), send (reply created to platform accepted).",
@@ -87,6 +111,7 @@ func init() {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		EventsIn, EventsPublished, EventsRouted, InvocationsOut, InvocationsHandled, RepliesPublished, RepliesSent,
 		RateLimited, DeadLettered, HandlerFailures, Deferred, Paused, PossibleDuplicateSends,
+		PlatformDropped, EventsSkipped, Connections, Reconnects, TokenRefreshes,
 		StageLatency, pending,
 	)
 	// Series that exist from the start read as 0 rather than missing.
