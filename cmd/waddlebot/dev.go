@@ -25,7 +25,7 @@ func runDev(ctx context.Context, args []string) error {
 	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server (0: 4222, or the next free port above it)")
 	// No NATS settings: dev runs its own server.
 	p, err := parse(fs, args, config.GroupDatabase, config.GroupHTTP, config.GroupSecrets,
-		config.GroupStreams, config.GroupData, config.GroupRouter, config.GroupAction, config.GroupCollector)
+		config.GroupStreams, config.GroupData, config.GroupRouter, config.GroupAction, config.GroupCollector, config.GroupTwitch)
 	if err != nil {
 		return err
 	}
@@ -85,13 +85,20 @@ func runDev(ctx context.Context, args []string) error {
 	if err := addConsole(d, srv, p, conn); err != nil {
 		return err
 	}
+	platforms := "console"
+	if twitchConfigured(p) {
+		if err := addTwitch(d, srv, p, conn, st); err != nil {
+			return err
+		}
+		platforms += ", twitch (connect a channel at " + publicURL(p) + "/connect/twitch)"
+	}
 	addr, err := serve(d, srv, p)
 	if err != nil {
 		return err
 	}
 	page := "http://" + addr + "/"
-	fmt.Fprintf(os.Stderr, "\nWaddleBot dev is up.\n  NATS       %s (also in %s)\n  chat page  %s\n  modules    %s\n  try        waddlebot say \"!ping\"\n\n",
-		srvNATS.URL(), urlFile, page, strings.Join(builtin.Names(), ", "))
+	fmt.Fprintf(os.Stderr, "\nWaddleBot dev is up.\n  NATS       %s (also in %s)\n  chat page  %s\n  modules    %s\n  platforms  %s\n  try        waddlebot say \"!ping\"\n\n",
+		srvNATS.URL(), urlFile, page, strings.Join(builtin.Names(), ", "), platforms)
 	p.log.Info("waddlebot: dev running", logging.KeyURL, srvNATS.URL(), logging.KeyAddr, addr)
 	return d.Run(ctx)
 }

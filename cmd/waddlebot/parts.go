@@ -4,12 +4,17 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"os"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/waddlebot/waddlebot/actions"
 	"github.com/waddlebot/waddlebot/actions/builtin"
 	"github.com/waddlebot/waddlebot/collectors"
 	"github.com/waddlebot/waddlebot/collectors/console"
+	"github.com/waddlebot/waddlebot/collectors/twitch"
 	"github.com/waddlebot/waddlebot/internal/config"
 	"github.com/waddlebot/waddlebot/internal/daemon"
 	"github.com/waddlebot/waddlebot/internal/logging"
@@ -72,6 +77,55 @@ func addConsole(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn) e
 	srv.AddCheck("console sender", ops.Ready(sender.Ready))
 	d.Add(daemon.StageSenders, "console sender", sender.Run)
 	return nil
+}
+
+// addTwitch runs a Twitch collector replica: EventSub intake, the connect
+// routes on srv, lookups, token validation, and the reply sender.
+func addTwitch(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store) error {
+	c, err := twitch.New(twitch.Config{
+		ClientID: p.TwitchClientID, ClientSecret: p.TwitchClientSecret,
+		Endpoints:     twitch.Endpoints{API: p.TwitchAPIURL, Auth: p.TwitchAuthURL, EventSub: p.TwitchEventSubURL},
+		PublicURL:     publicURL(p),
+		Transport:     p.TwitchTransport,
+		WebhookSecret: p.TwitchWebhookSecret, ConduitShards: p.TwitchConduitShards,
+		Budget: p.TwitchSendBudget, ModeratorBudget: p.TwitchModSendBudget, SendWindow: p.SendWindow,
+		SenderConcurrency: p.SenderConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
+		Conn: conn, Store: st, Holder: replicaName(), Logger: p.log,
+	})
+	if err != nil {
+		return err
+	}
+	c.Mount(srv)
+	srv.AddCheck("twitch sender", ops.Ready(c.Sender().Ready))
+	d.Add(daemon.StageIntake, "twitch eventsub", c.RunIntake)
+	d.Add(daemon.StageSenders, "twitch sender", c.Sender().Run)
+	return nil
+}
+
+// twitchConfigured reports whether the Twitch application is set, so dev
+// runs the collector.
+func twitchConfigured(p parsed) bool { return p.TwitchClientID != "" && p.TwitchClientSecret != "" }
+
+// publicURL is PUBLIC_URL, or the HTTP address as a local URL.
+func publicURL(p parsed) string {
+	if p.PublicURL != "" {
+		return p.PublicURL
+	}
+	host, port, err := net.SplitHostPort(p.HTTPAddr)
+	if err != nil {
+		return "http://" + p.HTTPAddr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" || host == "127.0.0.1" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// replicaName names this process in connection leases: host, pid and a
+// random suffix, so a restarted process is a new holder.
+func replicaName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:8])
 }
 
 // serve binds the HTTP server and adds it to the intake stage. When the
@@ -156,7 +210,7 @@ func runAction(ctx context.Context, args []string) error {
 }
 
 func runCollector(ctx context.Context, args []string) error {
-	p, err := parse(partFlags("collector"), args, append(partGroups, config.GroupCollector)...)
+	p, err := parse(partFlags("collector"), args, append(partGroups, config.GroupCollector, config.GroupTwitch)...)
 	if err != nil {
 		return err
 	}
@@ -171,7 +225,11 @@ func runCollector(ctx context.Context, args []string) error {
 		return runPart(ctx, p, "collector console", false, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, _ *store.Store) error {
 			return addConsole(d, srv, p, conn)
 		})
-	case schemas.PlatformTwitch, schemas.PlatformDiscord, schemas.PlatformSlack:
+	case schemas.PlatformTwitch:
+		return runPart(ctx, p, "collector twitch", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store) error {
+			return addTwitch(d, srv, p, conn, st)
+		})
+	case schemas.PlatformDiscord, schemas.PlatformSlack:
 		return fmt.Errorf("the %s collector is not part of this build yet", p.args[0])
 	}
 	return usageError("unknown platform %q; platforms: %v", p.args[0], schemas.Platforms)

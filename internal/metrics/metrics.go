@@ -82,7 +82,7 @@ var (
 	// EventsSkipped counts platform messages a collector did not publish on
 	// purpose: the bot's own, a duplicate delivery, a type it does not map.
 	EventsSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "waddlebot_events_skipped_total", Help: "Platform messages not published: own_message, duplicate, unmapped.",
+		Name: "waddlebot_events_skipped_total", Help: "Platform messages not published: own_message, duplicate, unmapped, malformed, invalid.",
 	}, []string{"platform", "reason"})
 	// Connections is the number of platform connections (EventSub sockets,
 	// gateway shards) this replica holds.

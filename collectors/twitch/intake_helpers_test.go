@@ -1,0 +1,117 @@
+package twitch_test
+
+import (
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/waddlebot/waddlebot/collectors/twitch"
+	"github.com/waddlebot/waddlebot/schemas"
+)
+
+// h1Accounts is an Accounts whose answers the test sets.
+type h1Accounts struct {
+	mu       sync.Mutex
+	accounts []twitch.Account
+	err      error
+	lookups  int
+}
+
+func (a *h1Accounts) set(err error, accounts ...twitch.Account) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.accounts, a.err = accounts, err
+}
+
+func (a *h1Accounts) Connected(_ context.Context, kind string) ([]twitch.Account, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lookups++
+	if a.err != nil {
+		return nil, a.err
+	}
+	var out []twitch.Account
+	for _, acc := range a.accounts {
+		if acc.Kind == kind && acc.Status == twitch.StatusConnected {
+			out = append(out, acc)
+		}
+	}
+	return out, nil
+}
+
+func (a *h1Accounts) Account(_ context.Context, userID string) (twitch.Account, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, acc := range a.accounts {
+		if acc.UserID == userID {
+			return acc, nil
+		}
+	}
+	return twitch.Account{}, twitch.ErrNotConnected
+}
+
+func (a *h1Accounts) lookupCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lookups
+}
+
+// h1Tokens hands out a fixed app token.
+type h1Tokens struct{ app string }
+
+func (h1Tokens) UserToken(context.Context, string) (string, error) { return "", twitch.ErrNotConnected }
+func (h1Tokens) Refresh(context.Context, string) (string, error)   { return "", twitch.ErrNotConnected }
+func (t h1Tokens) AppToken(context.Context) (string, error)        { return t.app, nil }
+
+// h1Publisher records what it is asked to publish, failing while fail is set.
+type h1Publisher struct {
+	mu     sync.Mutex
+	events []*schemas.Event
+	fail   error
+}
+
+func (p *h1Publisher) Publish(_ context.Context, ev *schemas.Event) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail != nil {
+		return p.fail
+	}
+	p.events = append(p.events, ev)
+	return nil
+}
+
+func (p *h1Publisher) published() []*schemas.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*schemas.Event(nil), p.events...)
+}
+
+// h1Clock is a clock the test moves.
+type h1Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *h1Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *h1Clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func bot(id string) twitch.Account {
+	return twitch.Account{UserID: id, Login: "waddlebot", Kind: twitch.KindBot, Status: twitch.StatusConnected}
+}
+
+func broadcasterAccount(id string) twitch.Account {
+	return twitch.Account{UserID: id, Login: "b" + id, Kind: twitch.KindBroadcaster, Status: twitch.StatusConnected}
+}
+
+func httptestBody(s string) io.ReadCloser { return io.NopCloser(strings.NewReader(s)) }

@@ -1,0 +1,284 @@
+package twitch_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/waddlebot/waddlebot/schemas"
+)
+
+func h2Reply(text string) *schemas.Reply {
+	return &schemas.Reply{Version: schemas.Version, ID: "0f8e1c7a-0000-4000-8000-000000000001",
+		InvocationID: "0f8e1c7a-0000-4000-8000-000000000002",
+		Target: schemas.Target{Platform: schemas.PlatformTwitch, ChannelID: h2Broadcaster, ChannelName: "streamer",
+			ReplyToID: "parent-msg-1", UserID: h2Chatter},
+		Text: text, Part: 1, Parts: 1, Visibility: schemas.VisibilityPublic, Action: schemas.ActionMessage}
+}
+
+func TestSendChatRepliesToParentAsBot(t *testing.T) {
+	env := newH2Env(t)
+	if err := env.platform.Send(context.Background(), h2Reply("hello chat")); err != nil {
+		t.Fatal(err)
+	}
+	plain := h2Reply("no parent")
+	plain.Target.ReplyToID = ""
+	if err := env.platform.Send(context.Background(), plain); err != nil {
+		t.Fatal(err)
+	}
+	chat := env.srv.Chat()
+	if len(chat) != 2 {
+		t.Fatalf("chat = %+v, want 2 messages", chat)
+	}
+	if c := chat[0]; c.BroadcasterID != h2Broadcaster || c.SenderID != h2Bot || c.Text != "hello chat" ||
+		c.ReplyParentID != "parent-msg-1" || c.MessageID == "" {
+		t.Errorf("first message = %+v", c)
+	}
+	if chat[1].ReplyParentID != "" {
+		t.Errorf("second message replies to %q, want no parent", chat[1].ReplyParentID)
+	}
+}
+
+func TestSendChatFailures(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter time.Duration
+		text       string
+		outcome    string
+		// delay bounds: Ratelimit-Reset is whole epoch seconds.
+		minDelay, maxDelay time.Duration
+	}{
+		{name: "429 defers until Ratelimit-Reset", status: http.StatusTooManyRequests, retryAfter: 90 * time.Second,
+			outcome: "defer", minDelay: 88 * time.Second, maxDelay: 90 * time.Second},
+		{name: "503 with Retry-After", status: http.StatusServiceUnavailable, retryAfter: 7 * time.Second,
+			outcome: "retry_after", minDelay: 7 * time.Second, maxDelay: 7 * time.Second},
+		{name: "500 without Retry-After is a plain failure", status: http.StatusInternalServerError, outcome: "failure"},
+		{name: "403 is permanent", status: http.StatusForbidden, outcome: "permanent"},
+		{name: "too long is permanent", text: strings.Repeat("a", 501), outcome: "permanent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newH2Env(t)
+			if tt.status != 0 {
+				env.srv.FailNextChat(1, tt.status, tt.retryAfter)
+			}
+			text := tt.text
+			if text == "" {
+				text = "hello"
+			}
+			err := env.platform.Send(context.Background(), h2Reply(text))
+			outcome, delay := sendOutcome(err)
+			if outcome != tt.outcome {
+				t.Fatalf("Send = %v (%s), want %s", err, outcome, tt.outcome)
+			}
+			if delay < tt.minDelay || delay > tt.maxDelay {
+				t.Errorf("delay = %s, want %s..%s", delay, tt.minDelay, tt.maxDelay)
+			}
+			if len(env.srv.Chat()) != 0 {
+				t.Errorf("a failed send reached chat: %+v", env.srv.Chat())
+			}
+		})
+	}
+}
+
+func TestSendChatDroppedIsLoggedNotRetried(t *testing.T) {
+	env := newH2Env(t)
+	env.srv.DropNextChat(1, "automod_held")
+	if err := env.platform.Send(context.Background(), h2Reply("something AutoMod dislikes")); err != nil {
+		t.Fatalf("Send = %v, want nil (a dropped message is not retried)", err)
+	}
+	if got := env.srv.ChatCalls(); got != 1 {
+		t.Errorf("chat calls = %d, want 1", got)
+	}
+	if len(env.srv.Chat()) != 0 {
+		t.Errorf("dropped message shows in chat: %+v", env.srv.Chat())
+	}
+	if logs := env.logs.String(); !strings.Contains(logs, "automod_held") || !strings.Contains(logs, "level=WARN") {
+		t.Errorf("no warning with the drop code in the logs:\n%s", logs)
+	}
+}
+
+func TestSendChatRefreshesOnceOn401(t *testing.T) {
+	env := newH2Env(t)
+	old, _ := env.tokens.UserToken(context.Background(), h2Bot)
+	env.srv.Expire(old)
+	if err := env.platform.Send(context.Background(), h2Reply("after refresh")); err != nil {
+		t.Fatal(err)
+	}
+	if got := env.tokens.refreshCount(h2Bot); got != 1 {
+		t.Errorf("refreshes = %d, want 1", got)
+	}
+	if got := env.srv.ChatCalls(); got != 2 {
+		t.Errorf("chat calls = %d, want 2", got)
+	}
+	if len(env.srv.Chat()) != 1 {
+		t.Errorf("chat = %+v, want the message once", env.srv.Chat())
+	}
+}
+
+func TestSendChatPermanentWhenTheBotCannotChat(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(env *h2Env)
+		want  string
+	}{
+		{name: "no bot connected", setup: func(env *h2Env) {
+			env.accounts.mu.Lock()
+			delete(env.accounts.accounts, h2Bot)
+			env.accounts.mu.Unlock()
+		}, want: "/connect/twitch/bot"},
+		{name: "bot grant gone", setup: func(env *h2Env) {
+			env.tokens.mu.Lock()
+			delete(env.tokens.access, h2Bot)
+			env.tokens.mu.Unlock()
+		}, want: "not connected"},
+		{name: "bot token lacks user:write:chat even after refresh", setup: func(env *h2Env) {
+			env.tokens.connect(h2Bot, "user:read:chat")
+		}, want: "user:write:chat"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newH2Env(t)
+			tt.setup(env)
+			err := env.platform.Send(context.Background(), h2Reply("hello"))
+			if outcome, _ := sendOutcome(err); outcome != "permanent" || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Send = %v (%s), want permanent mentioning %q", err, outcome, tt.want)
+			}
+		})
+	}
+}
+
+func TestSendChatAccountsUnreadableIsTransient(t *testing.T) {
+	env := newH2Env(t)
+	env.accounts.fail = errors.New("database down")
+	if outcome, _ := sendOutcome(env.platform.Send(context.Background(), h2Reply("hello"))); outcome != "failure" {
+		t.Fatalf("outcome = %s, want failure (retried)", outcome)
+	}
+}
+
+func TestSendPrivateWhispers(t *testing.T) {
+	env := newH2Env(t)
+	r := h2Reply("just for you")
+	r.Visibility = schemas.VisibilityPrivate
+	if err := env.platform.Send(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	w := env.srv.Whispers()
+	if len(w) != 1 || w[0].FromUserID != h2Bot || w[0].ToUserID != h2Chatter || w[0].Text != "just for you" {
+		t.Fatalf("whispers = %+v", w)
+	}
+	if len(env.srv.Chat()) != 0 {
+		t.Errorf("a private reply went to chat: %+v", env.srv.Chat())
+	}
+}
+
+func TestSendShoutout(t *testing.T) {
+	tests := []struct {
+		name          string
+		botModerator  bool
+		data          schemas.PlatformAction
+		wantModerator string
+	}{
+		{name: "bot moderates: bot gives it", botModerator: true,
+			data: schemas.PlatformAction{Action: schemas.ActionShoutout, TargetUserID: h2Friend}, wantModerator: h2Bot},
+		{name: "bot is no moderator: broadcaster gives it",
+			data: schemas.PlatformAction{Action: schemas.ActionShoutout, TargetUserID: h2Friend}, wantModerator: h2Broadcaster},
+		{name: "login resolved through Get Users",
+			data: schemas.PlatformAction{Action: schemas.ActionShoutout, TargetLogin: "Friend"}, wantModerator: h2Broadcaster},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newH2Env(t)
+			env.setBotModerator(tt.botModerator)
+			r := h2Reply("")
+			r.Action, r.ActionData = schemas.ActionShoutout, &tt.data
+			if err := env.platform.Send(context.Background(), r); err != nil {
+				t.Fatal(err)
+			}
+			got := env.srv.Shoutouts()
+			if len(got) != 1 || got[0].FromBroadcasterID != h2Broadcaster || got[0].ToBroadcasterID != h2Friend ||
+				got[0].ModeratorID != tt.wantModerator {
+				t.Fatalf("shoutouts = %+v, want %s → %s by %s", got, h2Broadcaster, h2Friend, tt.wantModerator)
+			}
+		})
+	}
+}
+
+func TestSendShoutoutFallsBackWhenTheBotLostModerator(t *testing.T) {
+	env := newH2Env(t)
+	env.setBotModerator(true)
+	env.srv.SetModerator(h2Broadcaster, h2Bot, false) // Twitch knows; our account does not yet
+	r := h2Reply("")
+	r.Action, r.ActionData = schemas.ActionShoutout, &schemas.PlatformAction{Action: schemas.ActionShoutout, TargetUserID: h2Friend}
+	if err := env.platform.Send(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if got := env.srv.Shoutouts(); len(got) != 1 || got[0].ModeratorID != h2Broadcaster {
+		t.Fatalf("shoutouts = %+v, want one by the broadcaster", got)
+	}
+}
+
+func TestSendShoutoutUnknownLoginIsPermanent(t *testing.T) {
+	env := newH2Env(t)
+	r := h2Reply("")
+	r.Action, r.ActionData = schemas.ActionShoutout, &schemas.PlatformAction{Action: schemas.ActionShoutout, TargetLogin: "nobody"}
+	if outcome, _ := sendOutcome(env.platform.Send(context.Background(), r)); outcome != "permanent" {
+		t.Fatalf("outcome = %s, want permanent", outcome)
+	}
+}
+
+func TestSendModerationActions(t *testing.T) {
+	env := newH2Env(t)
+	env.setBotModerator(true)
+	timeout := h2Reply("")
+	timeout.Action = schemas.ActionTimeout
+	timeout.ActionData = &schemas.PlatformAction{Action: schemas.ActionTimeout, TargetLogin: "chatter", DurationSeconds: 60, Reason: "spam"}
+	if err := env.platform.Send(context.Background(), timeout); err != nil {
+		t.Fatal(err)
+	}
+	if got := env.srv.Bans(); len(got) != 1 || got[0].UserID != h2Chatter || got[0].DurationSeconds != 60 ||
+		got[0].ModeratorID != h2Bot || got[0].Reason != "spam" {
+		t.Fatalf("bans = %+v", got)
+	}
+
+	del := h2Reply("")
+	del.Action = schemas.ActionDelete
+	del.ActionData = &schemas.PlatformAction{Action: schemas.ActionDelete, MessageID: "bad-msg"}
+	if err := env.platform.Send(context.Background(), del); err != nil {
+		t.Fatal(err)
+	}
+	if got := env.srv.DeletedMessages(); len(got) != 1 || got[0].MessageID != "bad-msg" || got[0].ModeratorID != h2Bot {
+		t.Fatalf("deleted = %+v", got)
+	}
+
+	// Delete without a message id would clear the whole chat.
+	del.ActionData = &schemas.PlatformAction{Action: schemas.ActionDelete}
+	if outcome, _ := sendOutcome(env.platform.Send(context.Background(), del)); outcome != "permanent" {
+		t.Fatalf("delete without message id: outcome %s, want permanent", outcome)
+	}
+}
+
+func TestBudgetFor(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(env *h2Env)
+		want  int
+	}{
+		{name: "moderator", setup: func(env *h2Env) { env.setBotModerator(true) }, want: 100},
+		{name: "not moderator", setup: func(env *h2Env) { env.setBotModerator(false) }, want: 20},
+		{name: "accounts unreadable", setup: func(env *h2Env) { env.accounts.fail = errors.New("down") }, want: 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newH2Env(t)
+			tt.setup(env)
+			if got := env.platform.BudgetFor(20, 100)(context.Background(), h2Reply("x")); got != tt.want {
+				t.Fatalf("budget = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,760 @@
+package twitch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nicklaw5/helix/v2"
+
+	"github.com/waddlebot/waddlebot/collectors"
+	"github.com/waddlebot/waddlebot/collectors/twitch/eventsub"
+	"github.com/waddlebot/waddlebot/internal/coord"
+	"github.com/waddlebot/waddlebot/internal/logging"
+	"github.com/waddlebot/waddlebot/internal/natsx"
+	"github.com/waddlebot/waddlebot/schemas"
+)
+
+// Twitch's limits on EventSub WebSockets.
+const (
+	// maxSubscriptionsPerSocket is how many enabled subscriptions one
+	// connection may hold.
+	maxSubscriptionsPerSocket = 300
+	// maxSocketsPerUser is how many connections one user's token may have
+	// open per client id: ours are one per broadcaster, plus the new one
+	// during a session_reconnect.
+	maxSocketsPerUser = 3
+)
+
+// Timings of the WebSocket sessions.
+const (
+	// resyncEvery is how often the connected broadcasters are read again
+	// when no ControlSubject notice came.
+	resyncEvery = time.Minute
+	// welcomeTimeout bounds the wait for session_welcome after a dial.
+	welcomeTimeout = 10 * time.Second
+	// retiredDrain is how long an old socket is still read after the new
+	// one of a session_reconnect said welcome, for the messages Twitch sent
+	// it before moving the session; Twitch closes it (4004) meanwhile.
+	retiredDrain = 5 * time.Second
+	// backoffFirst and backoffMost bound the wait between reconnects; a
+	// session that lived stableAfter starts over at backoffFirst.
+	backoffFirst = 500 * time.Millisecond
+	backoffMost  = time.Minute
+	stableAfter  = time.Minute
+	// deliverDrain is how long notifications already read are still
+	// offered to the Intake after the broadcaster's lease ended.
+	deliverDrain = 10 * time.Second
+)
+
+// EventSub WebSocket close codes (Twitch's).
+const (
+	closeInternalError     = 4000
+	closeClientSentTraffic = 4001
+	closeFailedPingPong    = 4002
+	closeConnectionUnused  = 4003
+	closeReconnectGrace    = 4004
+	closeNetworkTimeout    = 4005
+	closeNetworkError      = 4006
+	closeInvalidReconnect  = 4007
+)
+
+// errStopBroadcaster ends a broadcaster's sessions until the account is
+// listed as connected again (its grant is gone or revoked).
+var errStopBroadcaster = errors.New("twitch: broadcaster's grant is gone")
+
+// errKeepaliveExpired means the socket went silent past its keepalive.
+var errKeepaliveExpired = errors.New("twitch: no EventSub message within the keepalive timeout")
+
+// SessionsConfig configures the EventSub WebSocket sessions.
+type SessionsConfig struct {
+	Endpoints Endpoints
+	Helix     *Helix
+	Tokens    Tokens
+	Accounts  Accounts
+	Intake    *Intake
+	Leases    *coord.Leases
+	// Conn carries ControlSubject notices; nil: only the minutely resync.
+	Conn *natsx.Conn
+	// KeepaliveSeconds is asked for with ?keepalive_timeout_seconds= (10 to
+	// 600); 0 takes Twitch's default.
+	KeepaliveSeconds int
+	Dialer           *websocket.Dialer // nil: websocket.DefaultDialer
+	Logger           *slog.Logger
+}
+
+// Sessions keeps one EventSub WebSocket per connected broadcaster, each
+// subscribed with the broadcaster's own token, and at most one replica
+// holding each (lease "twitch.ws.<broadcaster id>").
+type Sessions struct {
+	cfg    SessionsConfig
+	url    string
+	dialer *websocket.Dialer
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]*broadcasterRun
+	sockets map[string]int // open sockets per user, against maxSocketsPerUser
+}
+
+type broadcasterRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewSessions checks cfg.
+func NewSessions(cfg SessionsConfig) (*Sessions, error) {
+	if cfg.Helix == nil || cfg.Tokens == nil || cfg.Accounts == nil || cfg.Intake == nil || cfg.Leases == nil {
+		return nil, errors.New("twitch: sessions need Helix, Tokens, Accounts, Intake and Leases")
+	}
+	if cfg.KeepaliveSeconds != 0 && (cfg.KeepaliveSeconds < 10 || cfg.KeepaliveSeconds > 600) {
+		return nil, fmt.Errorf("twitch: keepalive of %d s is outside Twitch's 10 to 600", cfg.KeepaliveSeconds)
+	}
+	raw := cfg.Endpoints.EventSub
+	if raw == "" {
+		raw = DefaultEventSubURL
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+		return nil, fmt.Errorf("twitch: EventSub URL %q is not a ws:// or wss:// URL", raw)
+	}
+	if cfg.KeepaliveSeconds > 0 {
+		q := u.Query()
+		q.Set("keepalive_timeout_seconds", strconv.Itoa(cfg.KeepaliveSeconds))
+		u.RawQuery = q.Encode()
+	}
+	dialer := cfg.Dialer
+	if dialer == nil {
+		dialer = websocket.DefaultDialer
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = logging.Discard()
+	}
+	return &Sessions{cfg: cfg, url: u.String(), dialer: dialer, log: log.With(logging.KeyPlatform, "twitch"),
+		running: map[string]*broadcasterRun{}, sockets: map[string]int{}}, nil
+}
+
+// Run keeps a session per connected broadcaster until ctx ends: it starts
+// and stops them on ControlSubject notices and every resyncEvery.
+func (s *Sessions) Run(ctx context.Context) error {
+	notices := make(chan AccountChange, 64)
+	if s.cfg.Conn != nil {
+		sub, err := s.cfg.Conn.NC.Subscribe(ControlSubject, func(m *nats.Msg) {
+			var change AccountChange
+			if err := json.Unmarshal(m.Data, &change); err != nil {
+				s.log.Warn("twitch: unreadable account notice", logging.KeySubject, m.Subject, logging.Err(err))
+			}
+			select {
+			case notices <- change:
+			default: // full: a resync is coming anyway
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("twitch: unable to listen on %s: %w", ControlSubject, err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+	}
+	defer s.stopAll()
+	tick := time.NewTicker(resyncEvery)
+	defer tick.Stop()
+	for {
+		s.resync(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case change := <-notices:
+			if change.Kind == KindBroadcaster && change.Status == StatusDisconnected {
+				// At once, without waiting for the account list.
+				s.stop(change.UserID)
+			}
+		}
+	}
+}
+
+// resync starts a session for each connected broadcaster and stops the
+// others. When the list cannot be read, what runs keeps running.
+func (s *Sessions) resync(ctx context.Context) {
+	accounts, err := s.cfg.Accounts.Connected(ctx, KindBroadcaster)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("twitch: unable to list connected broadcasters; will retry", logging.Err(err))
+		}
+		return
+	}
+	want := map[string]bool{}
+	for _, a := range accounts {
+		want[a.UserID] = true
+		s.start(ctx, a.UserID)
+	}
+	s.mu.Lock()
+	var gone []string
+	for id := range s.running {
+		if !want[id] {
+			gone = append(gone, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range gone {
+		s.stop(id)
+	}
+}
+
+func (s *Sessions) start(ctx context.Context, broadcasterID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.running[broadcasterID]; ok {
+		return
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	run := &broadcasterRun{cancel: cancel, done: make(chan struct{})}
+	s.running[broadcasterID] = run
+	go func() {
+		defer close(run.done)
+		defer func() {
+			s.mu.Lock()
+			if s.running[broadcasterID] == run {
+				delete(s.running, broadcasterID)
+			}
+			s.mu.Unlock()
+		}()
+		key := "twitch.ws." + schemas.EncodeToken(broadcasterID)
+		err := collectors.HoldLease(rctx, s.cfg.Leases, key, func(ctx context.Context) error {
+			return s.serve(ctx, broadcasterID)
+		})
+		if err != nil {
+			s.log.Warn("twitch: EventSub stopped for a broadcaster until it connects again",
+				logging.KeyChannel, broadcasterID, logging.Err(err))
+		}
+	}()
+}
+
+func (s *Sessions) stop(broadcasterID string) {
+	s.mu.Lock()
+	run := s.running[broadcasterID]
+	s.mu.Unlock()
+	if run == nil {
+		return
+	}
+	run.cancel()
+	<-run.done
+}
+
+func (s *Sessions) stopAll() {
+	s.mu.Lock()
+	runs := make([]*broadcasterRun, 0, len(s.running))
+	for _, run := range s.running {
+		runs = append(runs, run)
+	}
+	s.mu.Unlock()
+	for _, run := range runs {
+		run.cancel()
+	}
+	for _, run := range runs {
+		<-run.done
+	}
+}
+
+// serve runs one broadcaster's sessions while the lease is held: a new
+// session (new socket, subscriptions made again) whenever the last one
+// ended, with back-off. It returns errStopBroadcaster when the grant is
+// gone.
+func (s *Sessions) serve(ctx context.Context, broadcasterID string) error {
+	log := s.log.With(logging.KeyChannel, broadcasterID)
+	d := newDeliverer(s.cfg.Intake, log)
+	defer d.stop()
+	wait := backoffFirst
+	hurry := false
+	for {
+		began := time.Now()
+		err := s.session(ctx, broadcasterID, d, hurry, log)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, errStopBroadcaster) {
+			return err
+		}
+		if time.Since(began) > stableAfter {
+			wait = backoffFirst
+		}
+		code := closeCode(err)
+		hurry = code == closeConnectionUnused
+		switch code {
+		case closeClientSentTraffic, closeFailedPingPong, closeInvalidReconnect:
+			log.Error("twitch: EventSub closed the socket for a client fault; reconnecting", "code", code, logging.Err(err))
+		case closeConnectionUnused:
+			log.Warn("twitch: EventSub closed an unused socket; reconnecting and subscribing faster", "code", code)
+		default:
+			// 4000, 4005, 4006 (Twitch's side or the network), 4004, a
+			// silent socket, a failed dial.
+			log.Warn("twitch: EventSub session ended; reconnecting", "code", code, logging.Err(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, backoffMost)
+	}
+}
+
+// socket is one open EventSub WebSocket.
+type socket struct {
+	ws        *websocket.Conn
+	sessionID string
+	keepalive time.Duration
+	closeOnce sync.Once
+	release   func()
+}
+
+func (sk *socket) close() {
+	sk.closeOnce.Do(func() {
+		_ = sk.ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		_ = sk.ws.Close()
+		sk.release()
+	})
+}
+
+// frame is what a socket's reader hands the session loop.
+type frame struct {
+	from *socket
+	msg  *eventsub.Message
+	err  error // the socket ended
+}
+
+// session is one EventSub session: dial, welcome, subscribe, then read
+// until the socket ends, following session_reconnect to new sockets.
+func (s *Sessions) session(ctx context.Context, broadcasterID string, d *deliverer, hurry bool, log *slog.Logger) error {
+	token, err := s.cfg.Tokens.UserToken(ctx, broadcasterID)
+	if errors.Is(err, ErrNotConnected) {
+		return fmt.Errorf("%w: %w", errStopBroadcaster, err)
+	}
+	if err != nil {
+		return fmt.Errorf("twitch: unable to get the token of %s: %w", broadcasterID, err)
+	}
+	dial := func(ctx context.Context, rawURL string) (*socket, error) { return s.dial(ctx, broadcasterID, rawURL) }
+	first, err := dial(ctx, s.url)
+	if err != nil {
+		return err
+	}
+	if err := s.subscribe(ctx, broadcasterID, first, token, hurry, log); err != nil {
+		first.close()
+		return err
+	}
+	log.Info("twitch: EventSub session subscribed", logging.KeyID, first.sessionID)
+	loop := &socketLoop{dial: dial, deliver: d, log: log,
+		revoked: func(ctx context.Context, sub *eventsub.Subscription) error {
+			if sub.Status != "authorization_revoked" && sub.Status != "user_removed" {
+				return nil
+			}
+			if _, err := s.cfg.Tokens.Refresh(ctx, broadcasterID); err != nil && !errors.Is(err, ErrNotConnected) {
+				log.Warn("twitch: unable to check a revoked grant", logging.Err(err))
+			}
+			return fmt.Errorf("%w: subscription %s %s", errStopBroadcaster, sub.Type, sub.Status)
+		}}
+	return loop.run(ctx, first)
+}
+
+// socketLoop reads an EventSub session's sockets: notifications go to the
+// deliverer in the order read, session_reconnect moves the session to a new
+// socket, and silence past the keepalive ends it.
+type socketLoop struct {
+	dial    func(ctx context.Context, rawURL string) (*socket, error)
+	deliver *deliverer
+	log     *slog.Logger
+	// revoked is told of each revocation; an error ends the session.
+	revoked func(ctx context.Context, sub *eventsub.Subscription) error
+	// moved is told when a session_reconnect landed on a new socket; an
+	// error ends the session. May be nil.
+	moved func(ctx context.Context, from, to *socket) error
+}
+
+// run owns first (and every socket after it) and closes them on return.
+func (l *socketLoop) run(ctx context.Context, first *socket) error {
+	done := make(chan struct{})
+	defer close(done)
+	frames := make(chan frame, 64)
+	current := first
+	open := map[*socket]bool{current: true}
+	defer func() {
+		for sk := range open {
+			sk.close()
+		}
+	}()
+	go read(current, frames, done, l.log)
+
+	// Any message resets the keepalive timer; the grace covers the network.
+	silence := func(sk *socket) time.Duration { return sk.keepalive + 2*time.Second + sk.keepalive/10 }
+	timer := time.NewTimer(silence(current))
+	defer timer.Stop()
+	reset := func() {
+		timer.Stop()
+		timer.Reset(silence(current))
+	}
+	switched := make(chan *socket, 1)
+	dialing := false
+	var lost error // the current socket ended while its successor was dialled
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+			return errKeepaliveExpired
+		case next := <-switched:
+			dialing = false
+			if next == nil {
+				return fmt.Errorf("twitch: unable to follow session_reconnect of %s: %w", current.sessionID, lost)
+			}
+			lost = nil
+			// Subscriptions moved with the session: nothing to make again.
+			// The old socket is read a little longer for what Twitch sent it
+			// before the move; the Intake drops anything seen twice.
+			old := current
+			current, open[next] = next, true
+			go read(next, frames, done, l.log)
+			time.AfterFunc(retiredDrain, old.close)
+			reset()
+			l.log.Info("twitch: EventSub session moved to a new socket", logging.KeyID, next.sessionID)
+			if l.moved != nil {
+				if err := l.moved(ctx, old, next); err != nil {
+					return err
+				}
+			}
+		case f := <-frames:
+			if f.err != nil {
+				delete(open, f.from)
+				f.from.close()
+				if f.from != current {
+					continue // a retired socket, closed by us or by Twitch (4004)
+				}
+				if dialing {
+					// Twitch closes the old socket (4004) once the new one
+					// is in, which may be read before the new one's welcome
+					// is: the session lives on if the new socket does.
+					lost = f.err
+					continue
+				}
+				return f.err
+			}
+			reset()
+			switch f.msg.Metadata.MessageType {
+			case eventsub.TypeNotification:
+				if l.deliver.offer(ctx, f.msg.Notification()) {
+					reset() // the wait for the queue was not silence
+				}
+			case eventsub.TypeSessionReconnect:
+				if f.from != current || dialing {
+					continue
+				}
+				dialing = true
+				go l.follow(ctx, f.msg.Payload.Session.ReconnectURL, switched, done)
+			case eventsub.TypeRevocation:
+				sub := f.msg.Payload.Subscription
+				l.log.Warn("twitch: EventSub subscription revoked", "type", sub.Type, "status", sub.Status,
+					logging.KeyChannel, sub.Condition["broadcaster_user_id"]+sub.Condition["to_broadcaster_user_id"])
+				if l.revoked != nil {
+					if err := l.revoked(ctx, sub); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+}
+
+// follow dials a session_reconnect URL and hands the new socket over once it
+// said welcome (nil when it failed).
+func (l *socketLoop) follow(ctx context.Context, reconnectURL string, switched chan<- *socket, done <-chan struct{}) {
+	next, err := l.dial(ctx, reconnectURL)
+	if err != nil {
+		l.log.Warn("twitch: unable to follow session_reconnect", logging.Err(err))
+	}
+	select {
+	case switched <- next:
+	case <-done:
+		if next != nil {
+			next.close()
+		}
+	}
+}
+
+// read hands a socket's messages to the session loop until it ends.
+func read(sk *socket, frames chan<- frame, done <-chan struct{}, log *slog.Logger) {
+	for {
+		_, data, err := sk.ws.ReadMessage()
+		var f frame
+		if err != nil {
+			f = frame{from: sk, err: fmt.Errorf("twitch: EventSub socket %s ended: %w", sk.sessionID, err)}
+		} else {
+			msg, perr := eventsub.ParseMessage(data)
+			if perr != nil {
+				log.Warn("twitch: unreadable EventSub message skipped", logging.Err(perr))
+				continue
+			}
+			f = frame{from: sk, msg: msg}
+		}
+		select {
+		case frames <- f:
+		case <-done:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// dial opens a socket for a user, within Twitch's limit of sockets per
+// user, and reads its session_welcome.
+func (s *Sessions) dial(ctx context.Context, userID, rawURL string) (*socket, error) {
+	s.mu.Lock()
+	if s.sockets[userID] >= maxSocketsPerUser {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("twitch: refusing a %d. EventSub socket for user %s (Twitch allows %d)",
+			maxSocketsPerUser+1, userID, maxSocketsPerUser)
+	}
+	s.sockets[userID]++
+	s.mu.Unlock()
+	release := func() {
+		s.mu.Lock()
+		s.sockets[userID]--
+		if s.sockets[userID] <= 0 {
+			delete(s.sockets, userID)
+		}
+		s.mu.Unlock()
+	}
+	sk, err := dialWelcome(ctx, s.dialer, rawURL)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	sk.release = release
+	return sk, nil
+}
+
+// dialWelcome opens a socket and reads its session_welcome.
+func dialWelcome(ctx context.Context, dialer *websocket.Dialer, rawURL string) (*socket, error) {
+	dctx, cancel := context.WithTimeout(ctx, welcomeTimeout)
+	defer cancel()
+	ws, resp, err := dialer.DialContext(dctx, rawURL, nil)
+	if resp != nil && resp.Body != nil {
+		_ = resp.Body.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("twitch: unable to connect to EventSub: %w", err)
+	}
+	sk := &socket{ws: ws, release: func() {}}
+	_ = ws.SetReadDeadline(time.Now().Add(welcomeTimeout))
+	_, data, err := ws.ReadMessage()
+	if err != nil {
+		sk.close()
+		return nil, fmt.Errorf("twitch: no session_welcome from EventSub: %w", err)
+	}
+	msg, err := eventsub.ParseMessage(data)
+	if err == nil && msg.Metadata.MessageType != eventsub.TypeSessionWelcome {
+		err = fmt.Errorf("got %s", msg.Metadata.MessageType)
+	}
+	if err != nil {
+		sk.close()
+		return nil, fmt.Errorf("twitch: EventSub did not start with session_welcome: %w", err)
+	}
+	_ = ws.SetReadDeadline(time.Time{})
+	sk.sessionID = msg.Payload.Session.ID
+	sk.keepalive = time.Duration(msg.Payload.Session.KeepaliveTimeoutSeconds) * time.Second
+	if sk.keepalive <= 0 {
+		sk.keepalive = 10 * time.Second
+	}
+	return sk, nil
+}
+
+// subscribe makes every Spec on the socket's session with the
+// broadcaster's token, within the keepalive window after the welcome
+// (Twitch closes an unused socket with 4003). The first is made alone so a
+// refused token is refreshed once for all; the rest go at once. In a hurry
+// (the last socket got 4003) they all go at once.
+func (s *Sessions) subscribe(ctx context.Context, broadcasterID string, sk *socket, token string, hurry bool, log *slog.Logger) error {
+	specs := eventsub.Specs()
+	if len(specs) > maxSubscriptionsPerSocket {
+		return fmt.Errorf("twitch: %d subscriptions do not fit on one socket (Twitch allows %d)", len(specs), maxSubscriptionsPerSocket)
+	}
+	ctx, cancel := context.WithTimeout(ctx, sk.keepalive)
+	defer cancel()
+	rest := specs
+	if !hurry {
+		rest = specs[1:]
+		err := s.create(ctx, token, specs[0], broadcasterID, sk.sessionID)
+		if errors.Is(err, errUnauthorized) {
+			token, err = s.cfg.Tokens.Refresh(ctx, broadcasterID)
+			if errors.Is(err, ErrNotConnected) {
+				return fmt.Errorf("%w: %w", errStopBroadcaster, err)
+			}
+			if err != nil {
+				return fmt.Errorf("twitch: unable to refresh the token of %s: %w", broadcasterID, err)
+			}
+			err = s.create(ctx, token, specs[0], broadcasterID, sk.sessionID)
+		}
+		if err != nil {
+			if errors.Is(err, errUnauthorized) {
+				return err
+			}
+			log.Warn("twitch: unable to create subscription", "type", specs[0].Type, logging.Err(err))
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(rest))
+	for i, spec := range rest {
+		wg.Go(func() { errs[i] = s.create(ctx, token, spec, broadcasterID, sk.sessionID) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			// A missing scope fails one type, not the channel.
+			log.Warn("twitch: unable to create subscription", "type", rest[i].Type, logging.Err(err))
+		}
+	}
+	return nil
+}
+
+// errUnauthorized is Helix's 401 for a token.
+var errUnauthorized = errors.New("twitch: token refused (401)")
+
+// create makes one WebSocket subscription; one that exists already is fine.
+func (s *Sessions) create(ctx context.Context, token string, spec eventsub.Spec, broadcasterID, sessionID string) error {
+	cond, err := helixCondition(eventsub.Condition(spec, broadcasterID))
+	if err != nil {
+		return err
+	}
+	resp, err := s.cfg.Helix.Client(ctx, token).CreateEventSubSubscription(&helix.EventSubSubscription{
+		Type: spec.Type, Version: spec.Version, Condition: cond,
+		Transport: helix.EventSubTransport{Method: eventsub.MethodWebSocket, SessionID: sessionID},
+	})
+	if err != nil {
+		return fmt.Errorf("twitch: unable to create subscription %s: %w", spec.Type, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("%w: %s", errUnauthorized, resp.ErrorMessage)
+	case resp.StatusCode == http.StatusConflict, resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return nil
+	}
+	return fmt.Errorf("twitch: unable to create subscription %s: %d %s", spec.Type, resp.StatusCode, resp.ErrorMessage)
+}
+
+// helixCondition moves a condition into helix's struct, refusing a field it
+// has no place for rather than losing it.
+func helixCondition(cond map[string]string) (helix.EventSubCondition, error) {
+	var c helix.EventSubCondition
+	for k, v := range cond {
+		switch k {
+		case "broadcaster_user_id":
+			c.BroadcasterUserID = v
+		case "from_broadcaster_user_id":
+			c.FromBroadcasterUserID = v
+		case "to_broadcaster_user_id":
+			c.ToBroadcasterUserID = v
+		case "moderator_user_id":
+			c.ModeratorUserID = v
+		case "user_id":
+			c.UserID = v
+		case "reward_id":
+			c.RewardID = v
+		case "client_id":
+			c.ClientID = v
+		case "extension_client_id":
+			c.ExtensionClientID = v
+		default:
+			return c, fmt.Errorf("twitch: condition field %s has no place in a helix subscription", k)
+		}
+	}
+	return c, nil
+}
+
+func closeCode(err error) int {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return 0
+}
+
+// deliverer hands notifications to the Intake in the order they were read,
+// away from the socket loop so a slow publish does not look like a silent
+// socket. A notification that cannot be published is retried with back-off
+// and never dropped while the lease is held: a WebSocket has no redelivery
+// (closing it would lose the notifications Twitch has not sent yet, not get
+// this one again). After the lease ended, what is queued gets deliverDrain
+// more.
+type deliverer struct {
+	intake *Intake
+	log    *slog.Logger
+	queue  chan eventsub.Notification
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newDeliverer(intake *Intake, log *slog.Logger) *deliverer {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &deliverer{intake: intake, log: log, queue: make(chan eventsub.Notification, 1024),
+		ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	go d.run()
+	return d
+}
+
+// offer queues n, reporting whether it had to wait for room.
+func (d *deliverer) offer(ctx context.Context, n eventsub.Notification) (waited bool) {
+	select {
+	case d.queue <- n:
+		return false
+	default:
+	}
+	select {
+	case d.queue <- n:
+	case <-ctx.Done():
+		d.log.Error("twitch: notification dropped at shutdown", logging.KeyEvent, n.MessageID)
+	}
+	return true
+}
+
+func (d *deliverer) run() {
+	defer close(d.done)
+	for n := range d.queue {
+		wait := 100 * time.Millisecond
+		for {
+			err := d.intake.Deliver(d.ctx, n)
+			if err == nil {
+				break
+			}
+			if d.ctx.Err() != nil {
+				d.log.Error("twitch: notification dropped: unable to publish it before stopping",
+					logging.KeyEvent, n.MessageID, "type", n.Subscription.Type, logging.Err(err))
+				break
+			}
+			d.log.Warn("twitch: unable to publish a notification; retrying", logging.KeyEvent, n.MessageID, logging.Err(err))
+			select {
+			case <-d.ctx.Done():
+			case <-time.After(wait):
+			}
+			wait = min(wait*2, 5*time.Second)
+		}
+	}
+}
+
+func (d *deliverer) stop() {
+	close(d.queue)
+	t := time.AfterFunc(deliverDrain, d.cancel)
+	<-d.done
+	t.Stop()
+	d.cancel()
+}
