@@ -154,7 +154,9 @@ func New(cfg Config) (*Collector, error) {
 	}
 	sender, err := collectors.NewSender(collectors.SenderConfig{
 		Platform: platform, Conn: cfg.Conn,
-		BudgetFor: platform.BudgetFor(cfg.Budget, cfg.ModeratorBudget), Window: cfg.SendWindow,
+		// Twitch counts messages when they arrive; request latency varies,
+		// so the window is padded by 5 % lest budget+1 land inside one.
+		BudgetFor: platform.BudgetFor(cfg.Budget, cfg.ModeratorBudget), Window: cfg.SendWindow + cfg.SendWindow/20,
 		Concurrency: cfg.SenderConcurrency, MaxFailures: cfg.MaxFailures, AckWait: cfg.AckWait,
 		Backoff: cfg.Backoff, Logger: log,
 	})
@@ -226,7 +228,7 @@ func (c *Collector) RunIntake(ctx context.Context) error {
 			return err
 		}
 		cd, err := NewConduit(ConduitConfig{Endpoints: c.cfg.Endpoints, Helix: c.helix, Tokens: c.tokens,
-			Subscriber: subscriber, Intake: c.intake, Leases: leases, Shards: c.cfg.ConduitShards,
+			Subscriber: subscriber, Intake: c.intake, Leases: leases, Shards: c.cfg.ConduitShards, Conn: c.cfg.Conn,
 			Dialer: c.cfg.Dialer, Logger: c.log})
 		if err != nil {
 			return err
@@ -300,20 +302,23 @@ const reconcileEvery = time.Minute
 
 // reconcileLoop keeps the app-token subscriptions (webhook or conduit)
 // matching the connected accounts. One replica does it at a time (lease
-// key), at once when an account changes and every reconcileEvery anyway.
+// key), at once when an account changes (notices on conn; nil: none) and
+// every reconcileEvery anyway.
 func reconcileLoop(ctx context.Context, conn *natsx.Conn, leases *coord.Leases, key string,
 	subscriber interface{ Reconcile(context.Context) error }, log *slog.Logger) error {
 	changed := make(chan struct{}, 1)
-	sub, err := conn.NC.Subscribe(ControlSubject, func(*nats.Msg) {
-		select {
-		case changed <- struct{}{}:
-		default:
+	if conn != nil {
+		sub, err := conn.NC.Subscribe(ControlSubject, func(*nats.Msg) {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("twitch: unable to listen on %s: %w", ControlSubject, err)
 		}
-	})
-	if err != nil {
-		return fmt.Errorf("twitch: unable to listen on %s: %w", ControlSubject, err)
+		defer func() { _ = sub.Unsubscribe() }()
 	}
-	defer func() { _ = sub.Unsubscribe() }()
 	return collectors.HoldLease(ctx, leases, key, func(ctx context.Context) error {
 		tick := time.NewTicker(reconcileEvery)
 		defer tick.Stop()

@@ -36,6 +36,7 @@ type rig struct {
 	cancel      context.CancelFunc
 	done        chan struct{}
 	sockets     *countingDialer
+	conn        *natsx.Conn
 }
 
 type rigOptions struct {
@@ -99,7 +100,7 @@ func startRig(t *testing.T, conn *natsx.Conn, st *store.Store, o rigOptions) *ri
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &rig{fake: fake, broadcaster: o.broadcaster, bot: theBot, collector: c, cancel: cancel, done: make(chan struct{}), sockets: sockets}
+	r := &rig{fake: fake, broadcaster: o.broadcaster, bot: theBot, collector: c, cancel: cancel, done: make(chan struct{}), sockets: sockets, conn: conn}
 	errs := make(chan error, 2)
 	go func() { errs <- c.RunIntake(ctx) }()
 	go func() { errs <- c.Sender().Run(ctx) }()
@@ -245,10 +246,16 @@ func TestSendBudgetBurst(t *testing.T) {
 	if len(sent) != n {
 		t.Fatalf("sent %d messages, want %d", len(sent), n)
 	}
-	for i := range sent {
-		if sent[i].Text != fmt.Sprintf("burst %03d", i) {
-			t.Fatalf("message %d is %q: out of order", i, sent[i].Text)
+	// Each exactly once. (Order is not kept for replies that waited for
+	// the budget: docs/architecture.md, delivery rules.)
+	seen := map[string]bool{}
+	for _, m := range sent {
+		if seen[m.Text] {
+			t.Fatalf("%q sent twice", m.Text)
 		}
+		seen[m.Text] = true
+	}
+	for i := range sent {
 		// The (i+budget)th message must come at least a window after the
 		// ith: otherwise some window held budget+1 messages.
 		if j := i + budget; j < len(sent) {
@@ -323,15 +330,18 @@ func TestFailover(t *testing.T) {
 	if !first.holds() {
 		holder, standby = second, first
 	}
-	holder.stop()
-	if holder.holds() {
-		t.Fatal("the stopped replica still has a socket open")
-	}
+	// Killed, not stopped: its NATS connection drops, so it can neither
+	// release the lease nor renew it; the standby must wait out the lease,
+	// and the holder must give up its socket before that (fencing).
+	holder.conn.NC.Close()
 	killed := time.Now()
 	natstest.Eventually(t, 15*time.Second, "the standby replica to take the connection", func() bool {
-		return fake.Connections() == 1 && standby.holds()
+		return standby.holds() && !holder.holds()
 	})
-	t.Logf("failover took %v", time.Since(killed).Round(10*time.Millisecond))
+	t.Logf("failover took %v (lease TTL 3s)", time.Since(killed).Round(10*time.Millisecond))
+	if n := fake.Connections(); n != 1 {
+		t.Fatalf("%d EventSub connections after failover; want 1", n)
+	}
 	standby.waitSubscribed(t)
 
 	pub := env.Connect(t)

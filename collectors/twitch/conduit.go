@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/nats-io/nats.go"
 
 	"github.com/waddlebot/waddlebot/collectors"
 	"github.com/waddlebot/waddlebot/collectors/twitch/eventsub"
@@ -199,34 +198,7 @@ func (c *Conduit) reconcile(ctx context.Context) error {
 	if c.cfg.Subscriber == nil {
 		return nil
 	}
-	changed := make(chan struct{}, 1)
-	if c.cfg.Conn != nil {
-		sub, err := c.cfg.Conn.NC.Subscribe(ControlSubject, func(*nats.Msg) {
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-		})
-		if err != nil {
-			return fmt.Errorf("twitch: unable to listen on %s: %w", ControlSubject, err)
-		}
-		defer func() { _ = sub.Unsubscribe() }()
-	}
-	return collectors.HoldLease(ctx, c.cfg.Leases, conduitSubscriptionsKey, func(ctx context.Context) error {
-		tick := time.NewTicker(reconcileEvery)
-		defer tick.Stop()
-		for {
-			if err := c.cfg.Subscriber.Reconcile(ctx); err != nil && ctx.Err() == nil {
-				c.log.Warn("twitch: unable to reconcile conduit subscriptions; will retry", logging.Err(err))
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-tick.C:
-			case <-changed:
-			}
-		}
-	})
+	return reconcileLoop(ctx, c.cfg.Conn, c.cfg.Leases, conduitSubscriptionsKey, c.cfg.Subscriber, c.log)
 }
 
 // serveShard keeps a WebSocket session assigned to one shard while its

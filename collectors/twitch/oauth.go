@@ -158,6 +158,9 @@ func (o *OAuth) callback(w http.ResponseWriter, r *http.Request) {
 
 	exchanged, err := o.helix.Client(ctx, "").RequestUserAccessToken(code)
 	if err != nil || exchanged.StatusCode != http.StatusOK || exchanged.Data.AccessToken == "" {
+		if err != nil {
+			err = authCallError(err)
+		}
 		o.log.Warn("twitch: authorization code refused", logging.Err(err), "status", statusOf(exchanged))
 		o.page(w, http.StatusBadGateway, "Not connected", "Twitch did not accept the sign-in. Open the connect link again.")
 		return
@@ -209,7 +212,7 @@ func (o *OAuth) callback(w http.ResponseWriter, r *http.Request) {
 // revoke gives back a token we will not use.
 func (o *OAuth) revoke(r *http.Request, access string) {
 	if _, err := o.helix.Client(r.Context(), "").RevokeUserAccessToken(access); err != nil {
-		o.log.Warn("twitch: unable to revoke an unused token", logging.Err(err))
+		o.log.Warn("twitch: unable to revoke an unused token", logging.Err(authCallError(err)))
 	}
 }
 

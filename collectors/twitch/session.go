@@ -20,6 +20,7 @@ import (
 	"github.com/waddlebot/waddlebot/collectors/twitch/eventsub"
 	"github.com/waddlebot/waddlebot/internal/coord"
 	"github.com/waddlebot/waddlebot/internal/logging"
+	"github.com/waddlebot/waddlebot/internal/metrics"
 	"github.com/waddlebot/waddlebot/internal/natsx"
 	"github.com/waddlebot/waddlebot/schemas"
 )
@@ -56,15 +57,12 @@ const (
 	deliverDrain = 10 * time.Second
 )
 
-// EventSub WebSocket close codes (Twitch's).
+// EventSub WebSocket close codes (Twitch's) that change what we do: the
+// others (4000, 4004, 4005, 4006) just reconnect.
 const (
-	closeInternalError     = 4000
 	closeClientSentTraffic = 4001
 	closeFailedPingPong    = 4002
 	closeConnectionUnused  = 4003
-	closeReconnectGrace    = 4004
-	closeNetworkTimeout    = 4005
-	closeNetworkError      = 4006
 	closeInvalidReconnect  = 4007
 )
 
@@ -289,6 +287,7 @@ func (s *Sessions) serve(ctx context.Context, broadcasterID string) error {
 		}
 		code := closeCode(err)
 		hurry = code == closeConnectionUnused
+		metrics.Reconnects.WithLabelValues(schemas.PlatformTwitch, reconnectReason(code, err)).Inc()
 		switch code {
 		case closeClientSentTraffic, closeFailedPingPong, closeInvalidReconnect:
 			log.Error("twitch: EventSub closed the socket for a client fault; reconnecting", "code", code, logging.Err(err))
@@ -414,7 +413,8 @@ func (l *socketLoop) run(ctx context.Context, first *socket) error {
 		case next := <-switched:
 			dialing = false
 			if next == nil {
-				return fmt.Errorf("twitch: unable to follow session_reconnect of %s: %w", current.sessionID, lost)
+				err := fmt.Errorf("twitch: unable to follow session_reconnect of %s", current.sessionID)
+				return errors.Join(err, lost)
 			}
 			lost = nil
 			// Subscriptions moved with the session: nothing to make again.
@@ -539,7 +539,11 @@ func (s *Sessions) dial(ctx context.Context, userID, rawURL string) (*socket, er
 		release()
 		return nil, err
 	}
-	sk.release = release
+	metrics.Connections.WithLabelValues(schemas.PlatformTwitch).Inc()
+	sk.release = func() {
+		metrics.Connections.WithLabelValues(schemas.PlatformTwitch).Dec()
+		release()
+	}
 	return sk, nil
 }
 
@@ -757,4 +761,16 @@ func (d *deliverer) stop() {
 	<-d.done
 	t.Stop()
 	d.cancel()
+}
+
+// reconnectReason labels a reconnect for the metrics: the close code, a
+// silent socket, or another error (a failed dial, a refused subscription).
+func reconnectReason(code int, err error) string {
+	switch {
+	case code > 0:
+		return fmt.Sprintf("close_%d", code)
+	case errors.Is(err, errKeepaliveExpired):
+		return "keepalive"
+	}
+	return "error"
 }

@@ -166,7 +166,7 @@ func (e *wsEnv) runSessions(t *testing.T, holder string) (stop func()) {
 	t.Helper()
 	s, err := twitch.NewSessions(twitch.SessionsConfig{Endpoints: e.fake.Endpoints(), Helix: e.helix, Tokens: e.tokens,
 		Accounts: e.accounts, Intake: e.intake, Leases: e.leases(t, holder), Conn: e.nats.Conn,
-		Logger: logging.Discard()})
+		KeepaliveSeconds: 10, Logger: logging.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -182,3 +182,30 @@ func TestSessionsOneHolderAtATime(t *testing.T) {
 	e.fake.Notify(wsBroadcaster, "channel.chat.message", chat)
 	e.waitEvent(t, chatID)
 }
+
+func TestNewSessionsRefusesBadConfig(t *testing.T) {
+	e := newWSEnv(t)
+	good := twitch.SessionsConfig{Endpoints: e.fake.Endpoints(), Helix: e.helix, Tokens: e.tokens,
+		Accounts: e.accounts, Intake: e.intake, Leases: e.leases(t, "replica-a")}
+	tests := []struct {
+		name    string
+		change  func(c *twitch.SessionsConfig)
+		wantErr bool
+	}{
+		{"fine", func(*twitch.SessionsConfig) {}, false},
+		{"keepalive 600", func(c *twitch.SessionsConfig) { c.KeepaliveSeconds = 600 }, false},
+		{"keepalive 9", func(c *twitch.SessionsConfig) { c.KeepaliveSeconds = 9 }, true},
+		{"keepalive 601", func(c *twitch.SessionsConfig) { c.KeepaliveSeconds = 601 }, true},
+		{"http URL", func(c *twitch.SessionsConfig) { c.Endpoints.EventSub = "http://example.com/ws" }, true},
+		{"no intake", func(c *twitch.SessionsConfig) { c.Intake = nil }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good
+			tt.change(&cfg)
+			if _, err := twitch.NewSessions(cfg); (err != nil) != tt.wantErr {
+				t.Errorf("NewSessions = %v, want error %v", err, tt.wantErr)
+			}
+		})
+	}
+}

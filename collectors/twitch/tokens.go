@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -135,7 +136,7 @@ func (ts *TokenSource) refresh(ctx context.Context, userID, seen string, force b
 
 	resp, err := ts.helix.Client(ctx, "").RefreshUserAccessToken(tok.Refresh)
 	if err != nil {
-		return "", fmt.Errorf("twitch: unable to refresh token of %s: %w", userID, err)
+		return "", fmt.Errorf("twitch: unable to refresh token of %s: %w", userID, authCallError(err))
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK && resp.Data.AccessToken != "":
@@ -190,6 +191,16 @@ func (ts *TokenSource) lockUser(ctx context.Context, userID string) (func(), err
 	}
 }
 
+// queryInError finds a URL's query in an error message.
+var queryInError = regexp.MustCompile(`\?[^\s"]*`)
+
+// authCallError hides the query string of a failed OAuth call: helix sends
+// the client secret, codes and tokens there, and a transport error quotes
+// the URL, which would put them in the logs.
+func authCallError(err error) error {
+	return errors.New(queryInError.ReplaceAllString(err.Error(), "?(redacted)"))
+}
+
 // advisoryKey maps a user to a PostgreSQL advisory lock key.
 func advisoryKey(userID string) int64 {
 	h := fnv.New64a()
@@ -217,7 +228,7 @@ func (ts *TokenSource) AppToken(ctx context.Context) (string, error) {
 	}
 	resp, err := ts.helix.Client(ctx, "").RequestAppAccessToken(nil)
 	if err != nil {
-		return "", fmt.Errorf("twitch: unable to get an app token: %w", err)
+		return "", fmt.Errorf("twitch: unable to get an app token: %w", authCallError(err))
 	}
 	if resp.StatusCode != http.StatusOK || resp.Data.AccessToken == "" {
 		return "", fmt.Errorf("twitch: unable to get an app token: status %d %s", resp.StatusCode, resp.ErrorMessage)

@@ -3,6 +3,8 @@ package twitch_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/waddlebot/waddlebot/collectors/twitch"
 	"github.com/waddlebot/waddlebot/collectors/twitch/twitchtest"
+	"github.com/waddlebot/waddlebot/internal/logging"
 	"github.com/waddlebot/waddlebot/internal/store"
 )
 
@@ -241,5 +244,38 @@ func TestValidate(t *testing.T) {
 	if refreshed := e.fake.TokenCalls("refresh_token"); refreshed != 2 {
 		// tokPuffin's expired token once, tokPuffin's revoked grant once.
 		t.Fatalf("refresh calls = %d, want 2", refreshed)
+	}
+}
+
+// A transport error quotes the URL, and helix puts the client secret and
+// the refresh token in its query: neither may reach an error (and the logs).
+func TestAuthCallErrorsHideSecrets(t *testing.T) {
+	ctx := context.Background()
+	e := newConnectEnv(t, false)
+	tok := e.connect(t, tokPenguin, twitch.KindBroadcaster, time.Minute, "user:read:chat")
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	h, err := twitch.NewHelix(e.fake.ClientID, e.fake.ClientSecret, "", twitch.Endpoints{API: dead.URL + "/helix", Auth: dead.URL + "/oauth2"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := twitch.NewTokenSource(twitch.TokenSourceConfig{Helix: h, Store: e.accounts, Logger: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, appErr := ts.AppToken(ctx)
+	_, userErr := ts.UserToken(ctx, tokPenguin.ID)
+	for name, err := range map[string]error{"app token": appErr, "refresh": userErr} {
+		if err == nil {
+			t.Fatalf("%s: no error from a dead server", name)
+		}
+		for _, secret := range []string{e.fake.ClientSecret, tok.Refresh} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("%s error shows a secret: %v", name, err)
+			}
+		}
+	}
+	if a := e.account(t, tokPenguin.ID); a.Status != twitch.StatusConnected {
+		t.Fatalf("a network failure disconnected the account: %+v", a)
 	}
 }

@@ -28,6 +28,9 @@ const (
 	ScopeBitsRead                 = "bits:read"
 	ScopeChannelModerate          = "channel:moderate"
 	ScopeModeratorManageShoutouts = "moderator:manage:shoutouts"
+	ScopeModeratorManageBans      = "moderator:manage:banned_users"
+	ScopeModeratorManageMessages  = "moderator:manage:chat_messages"
+	ScopeUserManageWhispers       = "user:manage:whispers"
 )
 
 // Spec is one subscription WaddleBot makes for every connected channel.
@@ -93,7 +96,10 @@ func condition(spec Spec, broadcasterID, chatReaderID string) map[string]string 
 // broadcaster's token when the bot is no moderator there (Send Shoutout
 // needs a moderator's or the broadcaster's token).
 func BroadcasterScopes() []string {
-	set := map[string]bool{ScopeChannelBot: true, ScopeModeratorManageShoutouts: true}
+	// The moderator scopes let the broadcaster's own token carry out a
+	// module's shoutout, timeout or delete where the bot is no moderator.
+	set := map[string]bool{ScopeChannelBot: true, ScopeModeratorManageShoutouts: true,
+		ScopeModeratorManageBans: true, ScopeModeratorManageMessages: true}
 	for _, s := range Specs() {
 		for _, scope := range s.Scopes {
 			set[scope] = true
@@ -106,10 +112,12 @@ func BroadcasterScopes() []string {
 // user:read:chat and user:bot (read chat as the bot with the app token),
 // user:write:chat (Send Chat Message), user:read:moderated_channels (is the
 // bot a moderator, for its send budget) and moderator:manage:shoutouts
-// (shoutouts as the bot where it is a moderator).
+// (shoutouts as the bot where it is a moderator), moderator:manage:banned_users
+// and moderator:manage:chat_messages (a module's timeout or delete, where it
+// is a moderator) and user:manage:whispers (private replies).
 func BotScopes() []string {
-	return []string{ScopeModeratorManageShoutouts, ScopeUserBot, ScopeUserReadChat,
-		ScopeUserReadModeratedChannel, ScopeUserWriteChat}
+	return []string{ScopeModeratorManageBans, ScopeModeratorManageMessages, ScopeModeratorManageShoutouts,
+		ScopeUserBot, ScopeUserManageWhispers, ScopeUserReadChat, ScopeUserReadModeratedChannel, ScopeUserWriteChat}
 }
 
 func sorted(set map[string]bool) []string {

@@ -193,6 +193,7 @@ func (s *Server) SetModerator(broadcasterID, userID string, mod bool) {
 
 // Subscriptions returns copies of every EventSub subscription.
 func (s *Server) Subscriptions() []Subscription {
+	s.markDisconnectedSessions()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Subscription, 0, len(s.subs))
@@ -626,6 +627,12 @@ func (s *Server) helixCreateSubscription(w http.ResponseWriter, r *http.Request)
 		WriteError(w, http.StatusBadRequest, "The request body is not valid JSON")
 		return
 	}
+	// helix's condition struct sends every field, the unused ones empty.
+	for k, v := range body.Condition {
+		if v == "" {
+			delete(body.Condition, k)
+		}
+	}
 	if body.Type == "" || body.Version == "" || len(body.Condition) == 0 {
 		WriteError(w, http.StatusBadRequest, "type, version and condition are required")
 		return
@@ -726,11 +733,42 @@ func (s *Server) totalsLocked(owner string) (total, cost int) {
 	return total, cost
 }
 
+// markDisconnectedSessions gives websocket subscriptions whose session is
+// gone the status Twitch shows for them. The WebSocket part is asked
+// without s.mu held: it has its own lock.
+func (s *Server) markDisconnectedSessions() {
+	s.mu.Lock()
+	var sessions []string
+	for _, sub := range s.subs {
+		if sub.Method == "websocket" && sub.Status == "enabled" {
+			sessions = append(sessions, sub.SessionID)
+		}
+	}
+	s.mu.Unlock()
+	gone := map[string]bool{}
+	for _, id := range sessions {
+		if !s.sessionExists(id) {
+			gone[id] = true
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sub := range s.subs {
+		if sub.Method == "websocket" && sub.Status == "enabled" && gone[sub.SessionID] {
+			sub.Status = "websocket_disconnected"
+		}
+	}
+}
+
 func (s *Server) helixListSubscriptions(w http.ResponseWriter, r *http.Request) {
 	tok, ok := s.authorize(w, r)
 	if !ok {
 		return
 	}
+	s.markDisconnectedSessions()
 	q := r.URL.Query()
 	first := 100
 	if v := q.Get("first"); v != "" {
