@@ -85,16 +85,16 @@ func runDev(ctx context.Context, args []string) error {
 	if err := addConsole(d, srv, p, conn); err != nil {
 		return err
 	}
-	platforms := "console"
-	if twitchConfigured(p) {
-		if err := addTwitch(d, srv, p, conn, st); err != nil {
-			return err
-		}
-		platforms += ", twitch (connect a channel at " + publicURL(p) + "/connect/twitch)"
-	}
 	addr, err := serve(d, srv, p)
 	if err != nil {
 		return err
+	}
+	platforms := "console"
+	if twitchConfigured(p) {
+		if err := addTwitch(d, srv, p, conn, st, addr); err != nil {
+			return err
+		}
+		platforms += ", twitch (connect a channel at " + publicURL(p, addr) + "/connect/twitch)"
 	}
 	page := "http://" + addr + "/"
 	fmt.Fprintf(os.Stderr, "\nWaddleBot dev is up.\n  NATS       %s (also in %s)\n  chat page  %s\n  modules    %s\n  platforms  %s\n  try        waddlebot say \"!ping\"\n\n",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -81,11 +82,11 @@ func addConsole(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn) e
 
 // addTwitch runs a Twitch collector replica: EventSub intake, the connect
 // routes on srv, lookups, token validation, and the reply sender.
-func addTwitch(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store) error {
+func addTwitch(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, addr string) error {
 	c, err := twitch.New(twitch.Config{
 		ClientID: p.TwitchClientID, ClientSecret: p.TwitchClientSecret,
 		Endpoints:     twitch.Endpoints{API: p.TwitchAPIURL, Auth: p.TwitchAuthURL, EventSub: p.TwitchEventSubURL},
-		PublicURL:     publicURL(p),
+		PublicURL:     publicURL(p, addr),
 		Transport:     p.TwitchTransport,
 		WebhookSecret: p.TwitchWebhookSecret, ConduitShards: p.TwitchConduitShards,
 		Budget: p.TwitchSendBudget, ModeratorBudget: p.TwitchModSendBudget, SendWindow: p.SendWindow,
@@ -106,14 +107,15 @@ func addTwitch(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st
 // runs the collector.
 func twitchConfigured(p parsed) bool { return p.TwitchClientID != "" && p.TwitchClientSecret != "" }
 
-// publicURL is PUBLIC_URL, or the HTTP address as a local URL.
-func publicURL(p parsed) string {
+// publicURL is PUBLIC_URL, or the address the HTTP server is bound to as
+// a local URL.
+func publicURL(p parsed, addr string) string {
 	if p.PublicURL != "" {
-		return p.PublicURL
+		return strings.TrimRight(p.PublicURL, "/")
 	}
-	host, port, err := net.SplitHostPort(p.HTTPAddr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "http://" + p.HTTPAddr
+		return "http://" + addr
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" || host == "127.0.0.1" {
 		host = "localhost"
@@ -147,7 +149,7 @@ func serve(d *daemon.Daemon, srv *ops.Server, p parsed) (string, error) {
 // runPart is the shape of every single-part command: connect, verify the
 // streams (never change them), add the part, serve /healthz and friends.
 func runPart(ctx context.Context, p parsed, name string, usesStore bool,
-	add func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store) error) error {
+	add func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, addr string) error) error {
 	conn, err := connectNATS(ctx, p, "waddlebot "+name)
 	if err != nil {
 		return err
@@ -166,11 +168,13 @@ func runPart(ctx context.Context, p parsed, name string, usesStore bool,
 	}
 	d := daemon.New(p.log)
 	srv := ops.New(p.log)
-	if err := add(d, srv, conn, st); err != nil {
-		return err
-	}
+	// Bound first: a part that hands out links to itself (the Twitch
+	// connect routes) needs the address it got.
 	addr, err := serve(d, srv, p)
 	if err != nil {
+		return err
+	}
+	if err := add(d, srv, conn, st, addr); err != nil {
 		return err
 	}
 	p.log.Info("waddlebot: running", logging.KeyPart, name, logging.KeyAddr, addr)
@@ -187,7 +191,7 @@ func runRouter(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return runPart(ctx, p, "router", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store) error {
+	return runPart(ctx, p, "router", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, _ string) error {
 		return addRouter(d, srv, p, conn, st)
 	})
 }
@@ -200,7 +204,7 @@ func runAction(ctx context.Context, args []string) error {
 	if len(p.args) != 1 {
 		return usageError("action <module>; built-in modules: %v", builtin.Names())
 	}
-	return runPart(ctx, p, "action "+p.args[0], true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store) error {
+	return runPart(ctx, p, "action "+p.args[0], true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, _ string) error {
 		m, err := builtin.Module(builtin.Deps{Store: st, AliasDepth: p.AliasDepth}, p.args[0])
 		if err != nil {
 			return usageError("%v", err)
@@ -222,12 +226,12 @@ func runCollector(ctx context.Context, args []string) error {
 		if !p.ConsoleEnabled {
 			return usageError("the console platform trusts the role a sender claims; it runs outside `dev` only with WADDLEBOT_CONSOLE_ENABLED=true")
 		}
-		return runPart(ctx, p, "collector console", false, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, _ *store.Store) error {
+		return runPart(ctx, p, "collector console", false, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, _ *store.Store, _ string) error {
 			return addConsole(d, srv, p, conn)
 		})
 	case schemas.PlatformTwitch:
-		return runPart(ctx, p, "collector twitch", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store) error {
-			return addTwitch(d, srv, p, conn, st)
+		return runPart(ctx, p, "collector twitch", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, addr string) error {
+			return addTwitch(d, srv, p, conn, st, addr)
 		})
 	case schemas.PlatformDiscord, schemas.PlatformSlack:
 		return fmt.Errorf("the %s collector is not part of this build yet", p.args[0])

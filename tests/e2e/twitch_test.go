@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/waddlebot/waddlebot/collectors/twitch/eventsub"
+	"github.com/waddlebot/waddlebot/collectors/twitch/twitchtest"
+	"github.com/waddlebot/waddlebot/internal/store/storetest"
+)
+
+// TestTwitchConnectAndChat is the README's "Connecting Twitch" against a
+// fake Twitch: `waddlebot dev` with the application's variables set, the
+// bot account and a channel connected through the OAuth links, then a
+// !ping in that channel's chat answered through Helix, and a revoked grant
+// shown as disconnected.
+func TestTwitchConnectAndChat(t *testing.T) {
+	t.Parallel()
+	fake := twitchtest.New(t)
+	broadcaster := twitchtest.User{ID: "141981764", Login: "twitchdev", DisplayName: "TwitchDev"}
+	bot := twitchtest.User{ID: "900900", Login: "waddlebot", DisplayName: "WaddleBot"}
+	viewer := twitchtest.User{ID: "5551", Login: "viewer", DisplayName: "Viewer"}
+	for _, u := range []twitchtest.User{broadcaster, bot, viewer} {
+		fake.AddUser(u)
+	}
+	ep := fake.Endpoints()
+	s := newSandbox(t)
+	d := s.startDev([]string{
+		"WADDLEBOT_DATABASE_URL=" + storetest.URL(t),
+		"WADDLEBOT_TWITCH_CLIENT_ID=" + fake.ClientID,
+		"WADDLEBOT_TWITCH_CLIENT_SECRET=" + fake.ClientSecret,
+		"WADDLEBOT_TWITCH_API_URL=" + ep.API,
+		"WADDLEBOT_TWITCH_AUTH_URL=" + ep.Auth,
+		"WADDLEBOT_TWITCH_EVENTSUB_URL=" + ep.EventSub,
+	})
+	if !strings.Contains(d.output(), "/connect/twitch") {
+		t.Errorf("dev's banner does not say where to connect a Twitch channel:\n%s", tail(d.output(), 2000))
+	}
+	base := "http://" + d.addr
+
+	connect := func(path string, user twitchtest.User, scopes []string) {
+		t.Helper()
+		fake.NextAuthorize(user.ID, scopes...)
+		// The browser: follows the redirect to Twitch's authorize page and
+		// back to the callback.
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), user.DisplayName) {
+			t.Fatalf("GET %s → %d\n%s\n--- dev:\n%s", path, resp.StatusCode, body, tail(d.output(), 3000))
+		}
+	}
+	connect("/connect/twitch/bot", bot, eventsub.BotScopes())
+	connect("/connect/twitch", broadcaster, eventsub.BroadcasterScopes())
+
+	eventually(t, 30*time.Second, "the channel's EventSub socket with every subscription", func() (bool, string) {
+		for _, sess := range fake.Sessions() {
+			if sess.Connected && sess.Subscriptions == len(eventsub.Specs()) {
+				return true, ""
+			}
+		}
+		return false, tail(d.output(), 2000)
+	})
+	fake.Notify(broadcaster.ID, "channel.chat.message", map[string]any{
+		"broadcaster_user_id": broadcaster.ID, "broadcaster_user_login": broadcaster.Login, "broadcaster_user_name": broadcaster.DisplayName,
+		"chatter_user_id": viewer.ID, "chatter_user_login": viewer.Login, "chatter_user_name": viewer.DisplayName,
+		"message_id": "e2e-ping", "message": map[string]any{"text": "!ping", "fragments": []any{}},
+		"color": "", "badges": []any{}, "message_type": "text",
+	})
+	eventually(t, 30*time.Second, "pong in the channel's chat, sent as the bot", func() (bool, string) {
+		for _, m := range fake.Chat() {
+			if m.Text == "pong" && m.SenderID == bot.ID && m.BroadcasterID == broadcaster.ID && m.ReplyParentID == "e2e-ping" {
+				return true, ""
+			}
+		}
+		return false, tail(d.output(), 2000)
+	})
+
+	// The streamer revokes the app: the channel is marked disconnected
+	// (the revocation on its socket), and dev keeps running.
+	fake.Revoke(broadcaster.ID)
+	eventually(t, 30*time.Second, "the revoked channel shown as disconnected", func() (bool, string) {
+		code, body, err := httpGet(base + "/connect/twitch/status")
+		if err != nil || code != http.StatusOK {
+			return false, body
+		}
+		i := strings.Index(body, broadcaster.ID)
+		return i >= 0 && strings.Contains(body[i:], "disconnected"), body
+	})
+	_, status, _ := httpGet(base + "/connect/twitch/status")
+	t.Logf("status after the revocation: %s", status)
+	if code, _, err := httpGet(base + "/healthz"); err != nil || code != http.StatusOK {
+		t.Fatalf("dev unhealthy after a revoked grant: %d %v", code, err)
+	}
+	if code, graceful := d.stop(15 * time.Second); !graceful || code != 0 {
+		t.Fatalf("dev exit %d (graceful %v) on SIGTERM\n%s", code, graceful, tail(d.output(), 3000))
+	}
+}
