@@ -91,7 +91,7 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	platforms := "console"
 	if twitchConfigured(p) {
-		if err := addTwitch(d, srv, p, conn, st, addr); err != nil {
+		if err := addTwitch(d, srv, p, conn, st, addr, true); err != nil {
 			return err
 		}
 		platforms += ", twitch (connect a channel at " + publicURL(p, addr) + "/connect/twitch)"

@@ -82,7 +82,7 @@ func addConsole(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn) e
 
 // addTwitch runs a Twitch collector replica: EventSub intake, the connect
 // routes on srv, lookups, token validation, and the reply sender.
-func addTwitch(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, addr string) error {
+func addTwitch(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, addr string, inDev bool) error {
 	c, err := twitch.New(twitch.Config{
 		ClientID: p.TwitchClientID, ClientSecret: p.TwitchClientSecret,
 		Endpoints:     twitch.Endpoints{API: p.TwitchAPIURL, Auth: p.TwitchAuthURL, EventSub: p.TwitchEventSubURL},
@@ -91,7 +91,10 @@ func addTwitch(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st
 		WebhookSecret: p.TwitchWebhookSecret, ConduitShards: p.TwitchConduitShards,
 		Budget: p.TwitchSendBudget, ModeratorBudget: p.TwitchModSendBudget, SendWindow: p.SendWindow,
 		SenderConcurrency: p.SenderConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
-		Conn: conn, Store: st, Holder: replicaName(), Logger: p.log,
+		// dev listens on loopback for one person; elsewhere the operator
+		// pages need ADMIN_TOKEN.
+		Operator: twitch.OperatorCheck(p.AdminToken, inDev),
+		Conn:     conn, Store: st, Holder: replicaName(), Logger: p.log,
 	})
 	if err != nil {
 		return err
@@ -231,7 +234,7 @@ func runCollector(ctx context.Context, args []string) error {
 		})
 	case schemas.PlatformTwitch:
 		return runPart(ctx, p, "collector twitch", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, addr string) error {
-			return addTwitch(d, srv, p, conn, st, addr)
+			return addTwitch(d, srv, p, conn, st, addr, false)
 		})
 	case schemas.PlatformDiscord, schemas.PlatformSlack:
 		return fmt.Errorf("the %s collector is not part of this build yet", p.args[0])

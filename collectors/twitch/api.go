@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -69,17 +68,24 @@ func ServeAPI(ctx context.Context, cfg APIConfig) error {
 		cfg.Logger = slog.Default()
 	}
 	a := &api{helix: cfg.Helix, tokens: cfg.Tokens, log: cfg.Logger.With(logging.KeyPart, "api")}
+	// slots holds one token per lookup in flight. Shutting down takes every
+	// slot, which waits for the lookups running and leaves none for a
+	// message that arrives meanwhile (a WaitGroup here could see Add after
+	// Wait began, since a NATS callback may still be running after
+	// Unsubscribe).
 	slots := make(chan struct{}, apiConcurrency)
-	var inFlight sync.WaitGroup
 	handle := func(msg *nats.Msg) {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return
 		}
-		inFlight.Add(1)
+		if ctx.Err() != nil {
+			// select picks at random when both are ready.
+			<-slots
+			return
+		}
 		go func() {
-			defer inFlight.Done()
 			defer func() { <-slots }()
 			a.serve(ctx, msg)
 		}()
@@ -89,7 +95,9 @@ func ServeAPI(ctx context.Context, cfg APIConfig) error {
 		for _, sub := range subs {
 			_ = sub.Unsubscribe()
 		}
-		inFlight.Wait()
+		for range apiConcurrency {
+			slots <- struct{}{}
+		}
 	}()
 	for _, op := range []string{OpUserByLogin, OpChannelInfo} {
 		subject := schemas.APISubject(schemas.PlatformTwitch, op)
@@ -182,24 +190,14 @@ func (a *api) userByLogin(ctx context.Context, login string) (*APIUser, *schemas
 }
 
 func (a *api) user(ctx context.Context, query url.Values) (*helixUser, *schemas.APIError) {
-	token, err := a.tokens.AppToken(ctx)
-	if err != nil {
-		return nil, &schemas.APIError{Code: "unavailable", Message: "no app access token: " + err.Error()}
-	}
-	res, err := callHelix(ctx, a.helix, http.MethodGet, "/users", query, nil, token)
+	user, res, err := getUser(ctx, a.helix, a.tokens, query)
 	if apiErr := lookupError("Get Users", res, err); apiErr != nil {
 		return nil, apiErr
 	}
-	var out struct {
-		Data []helixUser `json:"data"`
-	}
-	if err := json.Unmarshal(res.body, &out); err != nil {
-		return nil, &schemas.APIError{Code: "internal", Message: "undecodable Get Users response: " + err.Error()}
-	}
-	if len(out.Data) == 0 {
+	if user == nil {
 		return nil, &schemas.APIError{Code: "not_found", Message: "no such Twitch user"}
 	}
-	return &out.Data[0], nil
+	return user, nil
 }
 
 func (a *api) channelInfo(ctx context.Context, broadcasterID, login string) (*APIChannel, *schemas.APIError) {
@@ -213,11 +211,9 @@ func (a *api) channelInfo(ctx context.Context, broadcasterID, login string) (*AP
 		}
 		broadcasterID = u.ID
 	}
-	token, err := a.tokens.AppToken(ctx)
-	if err != nil {
-		return nil, &schemas.APIError{Code: "unavailable", Message: "no app access token: " + err.Error()}
-	}
-	res, err := callHelix(ctx, a.helix, http.MethodGet, "/channels", url.Values{"broadcaster_id": {broadcasterID}}, nil, token)
+	res, err := withAppToken(ctx, a.tokens, func(token string) (*helixResult, error) {
+		return a.helix.call(ctx, http.MethodGet, "/channels", url.Values{"broadcaster_id": {broadcasterID}}, nil, token)
+	})
 	if apiErr := lookupError("Get Channel Information", res, err); apiErr != nil {
 		return nil, apiErr
 	}

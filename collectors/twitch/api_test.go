@@ -19,7 +19,12 @@ import (
 // a function that sends one request and decodes the answer.
 func h2ServeAPI(t *testing.T) func(op string, body []byte) schemas.APIResponse {
 	t.Helper()
-	env := newH2Env(t)
+	return h2ServeAPIOn(t, newH2Env(t))
+}
+
+// h2ServeAPIOn is h2ServeAPI on a given fake.
+func h2ServeAPIOn(t *testing.T, env *h2Env) func(op string, body []byte) schemas.APIResponse {
+	t.Helper()
 	nenv := natstest.Start(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

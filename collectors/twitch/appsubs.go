@@ -1,12 +1,10 @@
 package twitch
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -73,10 +71,6 @@ type wantedSubscription struct {
 // touched: another deployment sharing the client id keeps its own. It goes
 // through everything and returns every failure joined.
 func (a *AppSubscriber) Reconcile(ctx context.Context) error {
-	token, err := a.tokens.AppToken(ctx)
-	if err != nil {
-		return fmt.Errorf("twitch: unable to reconcile subscriptions: %w", err)
-	}
 	t, err := a.transport(ctx)
 	if err != nil {
 		return fmt.Errorf("twitch: unable to reconcile subscriptions, no transport: %w", err)
@@ -114,7 +108,7 @@ func (a *AppSubscriber) Reconcile(ctx context.Context) error {
 		a.log.Warn("twitch: no bot account connected; chat is not subscribed", logging.KeyPlatform, schemas.PlatformTwitch)
 	}
 
-	existing, err := a.list(ctx, token)
+	existing, err := a.list(ctx)
 	if err != nil {
 		return err
 	}
@@ -132,7 +126,7 @@ func (a *AppSubscriber) Reconcile(ctx context.Context) error {
 		// Not wanted any more, failed, or a second copy of one we have.
 		a.log.Info("twitch: deleting subscription", logging.KeyPlatform, schemas.PlatformTwitch, logging.KeyID, s.ID,
 			"type", s.Type, "status", s.Status)
-		if err := a.remove(ctx, token, s.ID); err != nil {
+		if err := a.remove(ctx, s.ID); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -145,7 +139,7 @@ func (a *AppSubscriber) Reconcile(ctx context.Context) error {
 	sort.Strings(keys)
 	for _, key := range keys {
 		w := wanted[key]
-		if err := a.create(ctx, token, w.spec, w.condition, transport); err != nil {
+		if err := a.create(ctx, w.spec, w.condition, transport); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -192,54 +186,17 @@ func subscriptionKey(typ, version string, condition map[string]string) string {
 	return typ + "@" + version + "?" + strings.Join(parts, "&")
 }
 
-// subscriptionsError is Twitch's error body.
-type subscriptionsError struct {
-	Error   string `json:"error"`
-	Status  int    `json:"status"`
-	Message string `json:"message"`
-}
-
-func readSubscriptionsError(resp *http.Response) string {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	var e subscriptionsError
-	if json.Unmarshal(b, &e) == nil && e.Message != "" {
-		return fmt.Sprintf("%d %s", resp.StatusCode, e.Message)
-	}
-	return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
-}
-
-// do sends one Helix request with the app token. It is done here rather
-// than through helix because helix v2.34.0 decodes no conduit_id in
-// listings, refuses method "conduit" when creating, and sends every
-// condition field, empty or not.
-func (a *AppSubscriber) do(ctx context.Context, token, method, path string, query url.Values, body any) (*http.Response, error) {
-	u := a.helix.apiURL + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	var reader io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		reader = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, reader)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Client-Id", a.helix.clientID)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	return a.helix.http.Do(req)
+// call sends one Helix request with the app token (see Helix.call for why
+// not through helix).
+func (a *AppSubscriber) call(ctx context.Context, method, path string, query url.Values, body any) (*helixResult, error) {
+	return withAppToken(ctx, a.tokens, func(token string) (*helixResult, error) {
+		return a.helix.call(ctx, method, path, query, body, token)
+	})
 }
 
 // list reads every subscription the app has (Get EventSub Subscriptions,
 // followed page by page).
-func (a *AppSubscriber) list(ctx context.Context, token string) ([]eventsub.Subscription, error) {
+func (a *AppSubscriber) list(ctx context.Context) ([]eventsub.Subscription, error) {
 	var all []eventsub.Subscription
 	cursor := ""
 	for page := 0; ; page++ {
@@ -250,14 +207,12 @@ func (a *AppSubscriber) list(ctx context.Context, token string) ([]eventsub.Subs
 		if cursor != "" {
 			query.Set("after", cursor)
 		}
-		resp, err := a.do(ctx, token, http.MethodGet, "/eventsub/subscriptions", query, nil)
+		res, err := a.call(ctx, http.MethodGet, "/eventsub/subscriptions", query, nil)
 		if err != nil {
 			return nil, fmt.Errorf("twitch: unable to list subscriptions: %w", err)
 		}
-		if resp.StatusCode != http.StatusOK {
-			msg := readSubscriptionsError(resp)
-			resp.Body.Close()
-			return nil, fmt.Errorf("twitch: unable to list subscriptions: %s", msg)
+		if res.status != http.StatusOK {
+			return nil, fmt.Errorf("twitch: unable to list subscriptions: %d %s", res.status, res.message())
 		}
 		var body struct {
 			Data       []eventsub.Subscription `json:"data"`
@@ -265,9 +220,7 @@ func (a *AppSubscriber) list(ctx context.Context, token string) ([]eventsub.Subs
 				Cursor string `json:"cursor"`
 			} `json:"pagination"`
 		}
-		err = json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&body)
-		resp.Body.Close()
-		if err != nil {
+		if err := json.Unmarshal(res.body, &body); err != nil {
 			return nil, fmt.Errorf("twitch: unable to read subscriptions: %w", err)
 		}
 		all = append(all, body.Data...)
@@ -278,19 +231,18 @@ func (a *AppSubscriber) list(ctx context.Context, token string) ([]eventsub.Subs
 	}
 }
 
-func (a *AppSubscriber) create(ctx context.Context, token string, spec eventsub.Spec, condition map[string]string, transport eventsub.Transport) error {
+func (a *AppSubscriber) create(ctx context.Context, spec eventsub.Spec, condition map[string]string, transport eventsub.Transport) error {
 	request := struct {
 		Type      string             `json:"type"`
 		Version   string             `json:"version"`
 		Condition map[string]string  `json:"condition"`
 		Transport eventsub.Transport `json:"transport"`
 	}{spec.Type, spec.Version, condition, transport}
-	resp, err := a.do(ctx, token, http.MethodPost, "/eventsub/subscriptions", nil, request)
+	res, err := a.call(ctx, http.MethodPost, "/eventsub/subscriptions", nil, request)
 	if err != nil {
 		return fmt.Errorf("twitch: unable to create subscription %s: %w", spec.Type, err)
 	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
+	switch res.status {
 	case http.StatusAccepted, http.StatusOK:
 		a.log.Info("twitch: subscription created", logging.KeyPlatform, schemas.PlatformTwitch, "type", spec.Type,
 			logging.KeyChannel, firstNonEmpty(condition["broadcaster_user_id"], condition["to_broadcaster_user_id"]))
@@ -299,19 +251,19 @@ func (a *AppSubscriber) create(ctx context.Context, token string, spec eventsub.
 		// Made meanwhile (another replica, or a listing a moment old).
 		return nil
 	}
-	return fmt.Errorf("twitch: unable to create subscription %s for %v: %s", spec.Type, condition, readSubscriptionsError(resp))
+	return fmt.Errorf("twitch: unable to create subscription %s for %v: %d %s", spec.Type, condition, res.status, res.message())
 }
 
-func (a *AppSubscriber) remove(ctx context.Context, token, id string) error {
-	resp, err := a.helix.AppClient(ctx, token).RemoveEventSubSubscription(id)
+func (a *AppSubscriber) remove(ctx context.Context, id string) error {
+	res, err := a.call(ctx, http.MethodDelete, "/eventsub/subscriptions", url.Values{"id": {id}}, nil)
 	if err != nil {
 		return fmt.Errorf("twitch: unable to delete subscription %s: %w", id, err)
 	}
-	switch resp.StatusCode {
+	switch res.status {
 	case http.StatusNoContent, http.StatusOK, http.StatusNotFound:
 		return nil
 	}
-	return fmt.Errorf("twitch: unable to delete subscription %s: %d %s", id, resp.StatusCode, resp.ErrorMessage)
+	return fmt.Errorf("twitch: unable to delete subscription %s: %d %s", id, res.status, res.message())
 }
 
 func firstNonEmpty(values ...string) string {

@@ -125,7 +125,7 @@ func newAppSubsEnv(t *testing.T, transport helix.EventSubTransport) *appSubsEnv 
 		t.Fatal(err)
 	}
 	accounts := &h1Accounts{}
-	sub, err := twitch.NewAppSubscriber(twitch.AppSubscriberConfig{Helix: h, Tokens: h1Tokens{app: fakeAppToken}, Accounts: accounts,
+	sub, err := twitch.NewAppSubscriber(twitch.AppSubscriberConfig{Helix: h, Tokens: &appTokens{tokens: []string{fakeAppToken}}, Accounts: accounts,
 		Transport: func(context.Context) (helix.EventSubTransport, error) { return transport, nil }, Logger: logging.Discard()})
 	if err != nil {
 		t.Fatal(err)
@@ -272,16 +272,65 @@ func TestReconcileReportsFailuresAndGoesOn(t *testing.T) {
 	}
 }
 
+// A refused app token is dropped and the next one tried, once.
 func TestReconcileRefusedToken(t *testing.T) {
-	e := newAppSubsEnv(t, webhookTransport)
-	sub, err := twitch.NewAppSubscriber(twitch.AppSubscriberConfig{Helix: mustHelixFor(t, e), Tokens: h1Tokens{app: "wrong"},
-		Accounts: e.accounts, Transport: func(context.Context) (helix.EventSubTransport, error) { return webhookTransport, nil }})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name       string
+		tokens     []string
+		wantErr    bool
+		wantIssued int
+	}{
+		{name: "stale token replaced", tokens: []string{"stale", fakeAppToken}, wantIssued: 2},
+		{name: "every token refused", tokens: []string{"wrong", "wrong again", fakeAppToken}, wantErr: true, wantIssued: 2},
 	}
-	e.accounts.set(nil, broadcasterAccount("100"))
-	if err := sub.Reconcile(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
-		t.Fatalf("Reconcile with a refused token: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newAppSubsEnv(t, webhookTransport)
+			tokens := &appTokens{tokens: tt.tokens}
+			sub, err := twitch.NewAppSubscriber(twitch.AppSubscriberConfig{Helix: mustHelixFor(t, e), Tokens: tokens,
+				Accounts: e.accounts, Transport: func(context.Context) (helix.EventSubTransport, error) { return webhookTransport, nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.accounts.set(nil, broadcasterAccount("100"))
+			err = sub.Reconcile(context.Background())
+			if tt.wantErr != (err != nil) || err != nil && !strings.Contains(err.Error(), "401") {
+				t.Fatalf("Reconcile: %v, want a 401 error: %v", err, tt.wantErr)
+			}
+			if tokens.issued != tt.wantIssued {
+				t.Fatalf("%d app tokens used, want %d", tokens.issued, tt.wantIssued)
+			}
+		})
+	}
+}
+
+// appTokens hands out app tokens in turn, moving to the next when one is
+// refused (the last one stays).
+type appTokens struct {
+	mu     sync.Mutex
+	tokens []string
+	issued int // tokens handed out so far
+}
+
+func (*appTokens) UserToken(context.Context, string) (string, error) {
+	return "", twitch.ErrNotConnected
+}
+func (*appTokens) Refresh(context.Context, string, string) (string, error) {
+	return "", twitch.ErrNotConnected
+}
+
+func (a *appTokens) AppToken(context.Context) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.issued = max(a.issued, 1)
+	return a.tokens[a.issued-1], nil
+}
+
+func (a *appTokens) AppTokenRefused(token string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.issued > 0 && a.tokens[a.issued-1] == token && a.issued < len(a.tokens) {
+		a.issued++
 	}
 }
 

@@ -2,6 +2,7 @@ package twitch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,8 @@ type Config struct {
 	// ValidateEvery is how often every grant is validated (Twitch asks for
 	// hourly).
 	ValidateEvery time.Duration
+	// Operator opens the operator pages (see OAuthConfig.Operator).
+	Operator func(r *http.Request) bool
 
 	Conn  *natsx.Conn
 	Store *store.Store
@@ -144,7 +147,7 @@ func New(cfg Config) (*Collector, error) {
 		authURL = DefaultAuthURL
 	}
 	oauth, err := NewOAuth(OAuthConfig{Helix: h, Store: accounts, Tokens: tokens, PublicURL: cfg.PublicURL,
-		AuthURL: authURL, Conn: cfg.Conn, Logger: log})
+		AuthURL: authURL, Operator: cfg.Operator, Conn: cfg.Conn, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -237,6 +240,20 @@ func (c *Collector) RunIntake(ctx context.Context) error {
 		transport = cd.Run
 	}
 
+	// A bot account that connects or goes changes whose messages are the
+	// bot's own: forget the cached id at once, not after its minute.
+	botChanges, err := c.cfg.Conn.NC.Subscribe(ControlSubject, func(m *nats.Msg) {
+		var change AccountChange
+		if json.Unmarshal(m.Data, &change) == nil && change.Kind == KindBot {
+			c.intake.Forget()
+			c.platform.Forget()
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("twitch: unable to listen on %s: %w", ControlSubject, err)
+	}
+	defer func() { _ = botChanges.Unsubscribe() }()
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, 3)
@@ -277,7 +294,7 @@ func (c *Collector) revoked(ctx context.Context, sub eventsub.Subscription) {
 	if id == "" || sub.Status != "authorization_revoked" && sub.Status != "user_removed" {
 		return
 	}
-	if _, err := c.tokens.Refresh(ctx, id); err != nil && !errors.Is(err, ErrNotConnected) {
+	if _, err := c.tokens.Refresh(ctx, id, ""); err != nil && !errors.Is(err, ErrNotConnected) {
 		c.log.Warn("twitch: unable to check a revoked grant", logging.KeyChannel, id, logging.Err(err))
 	}
 }

@@ -356,3 +356,53 @@ func TestFailover(t *testing.T) {
 		return false
 	})
 }
+
+// TestNewBotAccountIsKnownAtOnce: when another bot account connects, its
+// messages count as the bot's own from the notice on, not a minute later.
+func TestNewBotAccountIsKnownAtOnce(t *testing.T) {
+	env := natstest.Start(t, nil)
+	st := storeFor(t)
+	r := startRig(t, env.Connect(t), st, rigOptions{})
+	r.waitSubscribed(t)
+	viewer := twitchtest.User{ID: "5551", Login: "viewer"}
+	// The old bot id is cached once a chat message was checked.
+	r.fake.Notify(r.broadcaster.ID, "channel.chat.message", chatEvent(r.broadcaster, viewer, "warm-1", "hello"))
+	watch := env.Connect(t)
+	natstest.Eventually(t, 10*time.Second, "the first message", func() bool {
+		return len(natstest.Decode[schemas.Event](t, watch.JS, schemas.StreamEvents, "wb.events.twitch.>")) == 1
+	})
+
+	newBot := twitchtest.User{ID: "777001", Login: "waddlebot2", DisplayName: "WaddleBot2"}
+	r.fake.AddUser(newBot)
+	tok := r.fake.IssueToken(newBot.ID, time.Hour, eventsub.BotScopes()...)
+	if err := twitch.NewStore(st).Save(t.Context(), twitch.Account{UserID: newBot.ID, Login: newBot.Login,
+		DisplayName: newBot.DisplayName, Kind: twitch.KindBot, Scopes: eventsub.BotScopes(), Status: twitch.StatusConnected},
+		twitch.OAuthToken{Access: tok.Access, Refresh: tok.Refresh, Scopes: eventsub.BotScopes(), ExpiresAt: tok.ExpiresAt}); err != nil {
+		t.Fatal(err)
+	}
+	notice, _ := json.Marshal(twitch.AccountChange{UserID: newBot.ID, Kind: twitch.KindBot, Status: twitch.StatusConnected})
+	if err := watch.NC.Publish(twitch.ControlSubject, notice); err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The notice is handled asynchronously; give it a moment to land
+	// before the new bot speaks (a minute is what is being ruled out).
+	time.Sleep(300 * time.Millisecond)
+	r.fake.Notify(r.broadcaster.ID, "channel.chat.message", chatEvent(r.broadcaster, newBot, "newbot-1", "!ping"))
+	r.fake.Notify(r.broadcaster.ID, "channel.chat.message", chatEvent(r.broadcaster, viewer, "sentinel-1", "sentinel"))
+	natstest.Eventually(t, 10*time.Second, "the sentinel", func() bool {
+		for _, e := range natstest.Decode[schemas.Event](t, watch.JS, schemas.StreamEvents, "wb.events.twitch.>") {
+			if e.Text == "sentinel" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, e := range natstest.Decode[schemas.Event](t, watch.JS, schemas.StreamEvents, "wb.events.twitch.>") {
+		if e.User.ID == newBot.ID {
+			t.Fatalf("the new bot's own message was published: %+v", e)
+		}
+	}
+}

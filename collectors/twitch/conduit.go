@@ -1,17 +1,14 @@
 package twitch
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -57,7 +54,6 @@ type ConduitConfig struct {
 // sessions that the replicas share out by lease.
 type Conduit struct {
 	cfg    ConduitConfig
-	api    string
 	url    string
 	dialer *websocket.Dialer
 	log    *slog.Logger
@@ -74,10 +70,6 @@ func NewConduit(cfg ConduitConfig) (*Conduit, error) {
 	if cfg.Shards < 1 || cfg.Shards > maxConduitShards {
 		return nil, fmt.Errorf("twitch: %d conduit shards is outside 1 to %d", cfg.Shards, maxConduitShards)
 	}
-	api := cfg.Endpoints.API
-	if api == "" {
-		api = DefaultAPIURL
-	}
 	ws := cfg.Endpoints.EventSub
 	if ws == "" {
 		ws = DefaultEventSubURL
@@ -93,7 +85,7 @@ func NewConduit(cfg ConduitConfig) (*Conduit, error) {
 	if log == nil {
 		log = logging.Discard()
 	}
-	return &Conduit{cfg: cfg, api: strings.TrimRight(api, "/"), url: ws, dialer: dialer,
+	return &Conduit{cfg: cfg, url: ws, dialer: dialer,
 		log: log.With(logging.KeyPlatform, "twitch")}, nil
 }
 
@@ -279,45 +271,17 @@ func (c *Conduit) assign(ctx context.Context, conduitID string, shard int, sessi
 // call sends a Helix request with the app token and decodes a 2xx answer
 // into out; helix v2.34.0 has no conduit calls.
 func (c *Conduit) call(ctx context.Context, method, path string, body, out any) error {
-	token, err := c.cfg.Tokens.AppToken(ctx)
-	if err != nil {
-		return fmt.Errorf("twitch: unable to get an app token: %w", err)
-	}
-	var reader io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		reader = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.api+path, reader)
+	res, err := withAppToken(ctx, c.cfg.Tokens, func(token string) (*helixResult, error) {
+		return c.cfg.Helix.call(ctx, method, path, nil, body, token)
+	})
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Client-Id", c.cfg.Helix.ClientID())
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if !res.ok() {
+		return fmt.Errorf("%s %s: %d %s", method, path, res.status, res.message())
 	}
-	resp, err := c.cfg.Helix.HTTP().Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e struct {
-			Message string `json:"message"`
-		}
-		_ = json.Unmarshal(b, &e)
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, e.Message)
-	}
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
+	if out != nil && len(res.body) > 0 {
+		if err := json.Unmarshal(res.body, out); err != nil {
 			return fmt.Errorf("%s %s: unreadable answer: %w", method, path, err)
 		}
 	}

@@ -23,6 +23,10 @@ type h2Tokens struct {
 	access    map[string]string // user id → access token
 	scopes    map[string][]string
 	app       string
+	appIssued int
+	// refuseApp, when set, is called with every new app token (to have
+	// the fake refuse it).
+	refuseApp func(access string)
 	refreshes map[string]int
 }
 
@@ -50,9 +54,13 @@ func (tk *h2Tokens) UserToken(_ context.Context, userID string) (string, error) 
 	return tok, nil
 }
 
-func (tk *h2Tokens) Refresh(_ context.Context, userID string) (string, error) {
+func (tk *h2Tokens) Refresh(_ context.Context, userID, refused string) (string, error) {
 	tk.mu.Lock()
 	scopes, ok := tk.scopes[userID]
+	if current := tk.access[userID]; ok && refused != "" && current != refused {
+		tk.mu.Unlock()
+		return current, nil
+	}
 	tk.refreshes[userID]++
 	tk.mu.Unlock()
 	if !ok {
@@ -61,7 +69,35 @@ func (tk *h2Tokens) Refresh(_ context.Context, userID string) (string, error) {
 	return tk.connect(userID, scopes...), nil
 }
 
-func (tk *h2Tokens) AppToken(context.Context) (string, error) { return tk.app, nil }
+// AppToken hands out the app token, getting a new one from the fake after
+// the last was refused.
+func (tk *h2Tokens) AppToken(context.Context) (string, error) {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	if tk.app == "" {
+		tk.app = tk.srv.IssueToken("", time.Hour).Access
+		tk.appIssued++
+		if tk.refuseApp != nil {
+			tk.refuseApp(tk.app)
+		}
+	}
+	return tk.app, nil
+}
+
+func (tk *h2Tokens) AppTokenRefused(token string) {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	if tk.app == token {
+		tk.app = ""
+	}
+}
+
+// appTokens counts the app tokens handed out after the first.
+func (tk *h2Tokens) appTokens() int {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	return tk.appIssued
+}
 
 func (tk *h2Tokens) refreshCount(userID string) int {
 	tk.mu.Lock()

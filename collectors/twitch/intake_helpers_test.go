@@ -58,13 +58,6 @@ func (a *h1Accounts) lookupCount() int {
 	return a.lookups
 }
 
-// h1Tokens hands out a fixed app token.
-type h1Tokens struct{ app string }
-
-func (h1Tokens) UserToken(context.Context, string) (string, error) { return "", twitch.ErrNotConnected }
-func (h1Tokens) Refresh(context.Context, string) (string, error)   { return "", twitch.ErrNotConnected }
-func (t h1Tokens) AppToken(context.Context) (string, error)        { return t.app, nil }
-
 // h1Publisher records what it is asked to publish, failing while fail is set.
 type h1Publisher struct {
 	mu     sync.Mutex

@@ -2,12 +2,14 @@ package twitch
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -31,8 +33,12 @@ type OAuthConfig struct {
 	// redirect URI registered with Twitch.
 	PublicURL string
 	AuthURL   string // Twitch's OAuth base, default DefaultAuthURL
-	Conn      *natsx.Conn
-	Logger    *slog.Logger
+	// Operator tells whether a request may use the operator pages
+	// (connecting the bot account, the status list); nil refuses them all.
+	// Connecting a channel needs no such check: the grant is the proof.
+	Operator func(r *http.Request) bool
+	Conn     *natsx.Conn
+	Logger   *slog.Logger
 }
 
 // OAuth serves the authorization-code flow that connects a broadcaster's
@@ -43,6 +49,7 @@ type OAuth struct {
 	tokens    *TokenSource
 	publicURL string
 	authURL   string
+	operator  func(r *http.Request) bool
 	conn      *natsx.Conn
 	log       *slog.Logger
 }
@@ -68,16 +75,54 @@ func NewOAuth(cfg OAuthConfig) (*OAuth, error) {
 	}
 	return &OAuth{helix: cfg.Helix, store: cfg.Store, tokens: cfg.Tokens,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"), authURL: strings.TrimRight(cfg.AuthURL, "/"),
-		conn: cfg.Conn, log: cfg.Logger.With(logging.KeyPlatform, "twitch")}, nil
+		operator: cfg.Operator, conn: cfg.Conn, log: cfg.Logger.With(logging.KeyPlatform, "twitch")}, nil
 }
 
 // Mount adds the routes. Methods are checked in the handlers, so any mux
 // with Handle works.
 func (o *OAuth) Mount(mux interface{ Handle(string, http.Handler) }) {
 	mux.Handle("/connect/twitch", getOnly(func(w http.ResponseWriter, r *http.Request) { o.connect(w, r, KindBroadcaster) }))
-	mux.Handle("/connect/twitch/bot", getOnly(func(w http.ResponseWriter, r *http.Request) { o.connect(w, r, KindBot) }))
+	mux.Handle("/connect/twitch/bot", getOnly(o.operatorOnly(func(w http.ResponseWriter, r *http.Request) { o.connect(w, r, KindBot) })))
 	mux.Handle("/connect/twitch/callback", getOnly(o.callback))
-	mux.Handle("/connect/twitch/status", getOnly(o.status))
+	mux.Handle("/connect/twitch/status", getOnly(o.operatorOnly(o.status)))
+}
+
+// operatorOnly refuses a request the Operator check does not pass: anyone
+// who could connect the bot account could make the bot speak as theirs.
+func (o *OAuth) operatorOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if o.operator == nil || !o.operator(r) {
+			o.page(w, http.StatusForbidden, "For the operator only",
+				"This page is for whoever runs this WaddleBot: open it with ?token=<WADDLEBOT_ADMIN_TOKEN>.")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// OperatorCheck passes requests that carry token (as ?token= or a bearer
+// token) and, when allowLoopback is set (dev), any request from this
+// machine. An empty token passes nobody by itself.
+func OperatorCheck(token string, allowLoopback bool) func(r *http.Request) bool {
+	return func(r *http.Request) bool {
+		if token != "" {
+			given := r.URL.Query().Get("token")
+			if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+				given = bearer
+			}
+			if subtle.ConstantTimeCompare([]byte(given), []byte(token)) == 1 {
+				return true
+			}
+		}
+		if allowLoopback {
+			host, _, err := net.SplitHostPort(r.RemoteAddr)
+			if ip := net.ParseIP(host); err == nil && ip != nil && ip.IsLoopback() &&
+				r.Header.Get("X-Forwarded-For") == "" && r.Header.Get("Forwarded") == "" {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 func getOnly(h http.HandlerFunc) http.Handler {

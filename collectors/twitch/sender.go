@@ -1,12 +1,10 @@
 package twitch
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -101,6 +99,13 @@ func (p *Platform) Send(ctx context.Context, r *schemas.Reply) error {
 	}
 }
 
+// Forget drops the cached bot account (a bot connected or went).
+func (p *Platform) Forget() {
+	p.mu.Lock()
+	p.botKnown = false
+	p.mu.Unlock()
+}
+
 // botAccount returns the first connected bot account, cached briefly.
 func (p *Platform) botAccount(ctx context.Context) (Account, error) {
 	p.mu.Lock()
@@ -125,19 +130,29 @@ func (p *Platform) botAccount(ctx context.Context) (Account, error) {
 }
 
 func (p *Platform) chat(ctx context.Context, r *schemas.Reply) error {
-	bot, err := p.botAccount(ctx)
-	if err != nil {
-		return err
-	}
-	body := map[string]string{"broadcaster_id": r.Target.ChannelID, "sender_id": bot.UserID, "message": r.Text}
-	if r.Target.ReplyToID != "" {
-		body["reply_parent_message_id"] = r.Target.ReplyToID
-	}
-	res, err := p.asUser(ctx, bot.UserID, "send chat message", func(token string) (*helixResult, error) {
-		return callHelix(ctx, p.helix, http.MethodPost, "/chat/messages", nil, body, token)
-	})
-	if err != nil {
-		return err
+	var res *helixResult
+	for attempt := 0; ; attempt++ {
+		bot, err := p.botAccount(ctx)
+		if err != nil {
+			return err
+		}
+		body := map[string]string{"broadcaster_id": r.Target.ChannelID, "sender_id": bot.UserID, "message": r.Text}
+		if r.Target.ReplyToID != "" {
+			body["reply_parent_message_id"] = r.Target.ReplyToID
+		}
+		res, err = p.asUser(ctx, bot.UserID, "send chat message", func(token string) (*helixResult, error) {
+			return p.helix.call(ctx, http.MethodPost, "/chat/messages", nil, body, token)
+		})
+		if errors.Is(err, ErrNotConnected) && attempt == 0 {
+			// The cached bot was replaced or disconnected since: ask again
+			// rather than dead-letter a reply another bot can send.
+			p.Forget()
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		break
 	}
 	sent, err := parseChatSent(res.body)
 	if err != nil {
@@ -202,7 +217,7 @@ func (p *Platform) whisper(ctx context.Context, r *schemas.Reply) error {
 	}
 	q := url.Values{"from_user_id": {bot.UserID}, "to_user_id": {r.Target.UserID}}
 	_, err = p.asUser(ctx, bot.UserID, "send whisper", func(token string) (*helixResult, error) {
-		return callHelix(ctx, p.helix, http.MethodPost, "/whispers", q, map[string]string{"message": r.Text}, token)
+		return p.helix.call(ctx, http.MethodPost, "/whispers", q, map[string]string{"message": r.Text}, token)
 	})
 	return err
 }
@@ -253,12 +268,11 @@ func (p *Platform) targetUser(ctx context.Context, r *schemas.Reply, a *schemas.
 	if a.TargetLogin == "" {
 		return "", consume.Permanent(fmt.Errorf("twitch: %s reply %s names no target user", r.Action, r.ID))
 	}
-	token, err := p.tokens.AppToken(ctx)
+	user, res, err := getUser(ctx, p.helix, p.tokens, url.Values{"login": {a.TargetLogin}})
 	if err != nil {
-		return "", fmt.Errorf("twitch: unable to get an app token: %w", err)
+		return "", err
 	}
-	user, err := lookupUser(ctx, p.helix, token, url.Values{"login": {a.TargetLogin}})
-	if err != nil {
+	if err := res.sendError("get users"); err != nil {
 		return "", err
 	}
 	if user == nil {
@@ -279,7 +293,7 @@ func (p *Platform) shoutout(ctx context.Context, r *schemas.Reply) error {
 	from := r.Target.ChannelID
 	return p.asModerator(ctx, from, "send shoutout", func(mod, token string) (*helixResult, error) {
 		q := url.Values{"from_broadcaster_id": {from}, "to_broadcaster_id": {to}, "moderator_id": {mod}}
-		return callHelix(ctx, p.helix, http.MethodPost, "/chat/shoutouts", q, nil, token)
+		return p.helix.call(ctx, http.MethodPost, "/chat/shoutouts", q, nil, token)
 	})
 }
 
@@ -300,7 +314,7 @@ func (p *Platform) timeout(ctx context.Context, r *schemas.Reply) error {
 	body := map[string]any{"data": map[string]any{"user_id": user, "duration": duration, "reason": a.Reason}}
 	return p.asModerator(ctx, broadcaster, "time out user", func(mod, token string) (*helixResult, error) {
 		q := url.Values{"broadcaster_id": {broadcaster}, "moderator_id": {mod}}
-		return callHelix(ctx, p.helix, http.MethodPost, "/moderation/bans", q, body, token)
+		return p.helix.call(ctx, http.MethodPost, "/moderation/bans", q, body, token)
 	})
 }
 
@@ -317,7 +331,7 @@ func (p *Platform) deleteMessage(ctx context.Context, r *schemas.Reply) error {
 	broadcaster := r.Target.ChannelID
 	return p.asModerator(ctx, broadcaster, "delete chat message", func(mod, token string) (*helixResult, error) {
 		q := url.Values{"broadcaster_id": {broadcaster}, "moderator_id": {mod}, "message_id": {a.MessageID}}
-		return callHelix(ctx, p.helix, http.MethodDelete, "/moderation/chat", q, nil, token)
+		return p.helix.call(ctx, http.MethodDelete, "/moderation/chat", q, nil, token)
 	})
 }
 
@@ -334,7 +348,7 @@ func (p *Platform) asUser(ctx context.Context, userID, what string, call func(to
 		return nil, fmt.Errorf("twitch: unable to %s: %w", what, err)
 	}
 	if res.status == http.StatusUnauthorized {
-		token, err = p.tokens.Refresh(ctx, userID)
+		token, err = p.tokens.Refresh(ctx, userID, token)
 		if err != nil {
 			return nil, tokenError(userID, err)
 		}
@@ -350,28 +364,6 @@ func tokenError(userID string, err error) error {
 		return consume.Permanent(fmt.Errorf("twitch: account %s is not connected (reconnect it through /connect/twitch): %w", userID, err))
 	}
 	return fmt.Errorf("twitch: unable to get a token for %s: %w", userID, err)
-}
-
-// helixResult is one Helix response.
-type helixResult struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// helixError is Twitch's error body.
-type helixError struct {
-	Error   string `json:"error"`
-	Status  int    `json:"status"`
-	Message string `json:"message"`
-}
-
-func (r *helixResult) message() string {
-	var e helixError
-	if json.Unmarshal(r.body, &e) == nil && e.Message != "" {
-		return e.Message
-	}
-	return http.StatusText(r.status)
 }
 
 // rateLimitWait is how long to wait after a 429: until Ratelimit-Reset
@@ -406,43 +398,6 @@ func (r *helixResult) sendError(what string) error {
 	}
 }
 
-// callHelix sends one Helix request with a user or app token. helix's
-// client would do for most calls, but its Send Chat Message response drops
-// drop_reason and its errors hide the rate-limit headers we need.
-func callHelix(ctx context.Context, h *Helix, method, path string, query url.Values, body any, token string) (*helixResult, error) {
-	u := h.apiURL + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	var reader io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		reader = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, reader)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Client-Id", h.ClientID())
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := h.HTTP().Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	return &helixResult{status: resp.StatusCode, header: resp.Header, body: b}, nil
-}
-
 // helixUser is one Get Users entry.
 type helixUser struct {
 	ID          string `json:"id"`
@@ -450,25 +405,28 @@ type helixUser struct {
 	DisplayName string `json:"display_name"`
 }
 
-// lookupUser runs Get Users with query (login= or id=) and returns the
-// first user, nil when there is none. A failure keeps the sender's error
-// contract (Defer, RetryAfter, Permanent).
-func lookupUser(ctx context.Context, h *Helix, token string, query url.Values) (*helixUser, error) {
-	res, err := callHelix(ctx, h, http.MethodGet, "/users", query, nil, token)
+// getUser runs Get Users with query (login= or id=) and the app token,
+// and returns the first user, nil when there is none. res is Twitch's
+// answer, for the caller to map a refusal onto its own error contract; it
+// is nil when err is set.
+func getUser(ctx context.Context, h *Helix, tokens Tokens, query url.Values) (user *helixUser, res *helixResult, err error) {
+	res, err = withAppToken(ctx, tokens, func(token string) (*helixResult, error) {
+		return h.call(ctx, http.MethodGet, "/users", query, nil, token)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("twitch: unable to get users: %w", err)
+		return nil, nil, fmt.Errorf("twitch: unable to get users: %w", err)
 	}
-	if err := res.sendError("get users"); err != nil {
-		return nil, err
+	if !res.ok() {
+		return nil, res, nil
 	}
 	var out struct {
 		Data []helixUser `json:"data"`
 	}
 	if err := json.Unmarshal(res.body, &out); err != nil {
-		return nil, fmt.Errorf("twitch: undecodable Get Users response: %w", err)
+		return nil, nil, fmt.Errorf("twitch: undecodable Get Users response: %w", err)
 	}
 	if len(out.Data) == 0 {
-		return nil, nil
+		return nil, res, nil
 	}
-	return &out.Data[0], nil
+	return &out.Data[0], res, nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/waddlebot/waddlebot/collectors/twitch"
+	"github.com/waddlebot/waddlebot/collectors/twitch/twitchtest"
 	"github.com/waddlebot/waddlebot/schemas"
 )
 
@@ -280,5 +282,33 @@ func TestBudgetFor(t *testing.T) {
 				t.Fatalf("budget = %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSenderFollowsAReplacedBot: a bot account replaced since it was
+// cached does not cost a reply; the next send goes out as the new bot.
+func TestSenderFollowsAReplacedBot(t *testing.T) {
+	env := newH2Env(t)
+	if err := env.platform.Send(t.Context(), h2Reply("first")); err != nil {
+		t.Fatal(err)
+	}
+	const newBot = "5005"
+	env.srv.AddUser(twitchtest.User{ID: newBot, Login: "waddlebot2"})
+	env.tokens.connect(newBot, h2BotScopes...)
+	env.tokens.mu.Lock()
+	delete(env.tokens.access, h2Bot)
+	delete(env.tokens.scopes, h2Bot)
+	env.tokens.mu.Unlock()
+	env.accounts.mu.Lock()
+	delete(env.accounts.accounts, h2Bot)
+	env.accounts.mu.Unlock()
+	env.accounts.put(twitch.Account{UserID: newBot, Login: "waddlebot2", Kind: twitch.KindBot})
+
+	if err := env.platform.Send(t.Context(), h2Reply("second")); err != nil {
+		t.Fatalf("send after the bot was replaced: %v", err)
+	}
+	sent := env.srv.Chat()
+	if len(sent) != 2 || sent[1].SenderID != newBot || sent[1].Text != "second" {
+		t.Fatalf("sent %+v; want the second message from the new bot %s", sent, newBot)
 	}
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
-	"github.com/nicklaw5/helix/v2"
 
 	"github.com/waddlebot/waddlebot/collectors"
 	"github.com/waddlebot/waddlebot/collectors/twitch/eventsub"
@@ -357,7 +356,7 @@ func (s *Sessions) session(ctx context.Context, broadcasterID string, d *deliver
 			if sub.Status != "authorization_revoked" && sub.Status != "user_removed" {
 				return nil
 			}
-			if _, err := s.cfg.Tokens.Refresh(ctx, broadcasterID); err != nil && !errors.Is(err, ErrNotConnected) {
+			if _, err := s.cfg.Tokens.Refresh(ctx, broadcasterID, ""); err != nil && !errors.Is(err, ErrNotConnected) {
 				log.Warn("twitch: unable to check a revoked grant", logging.Err(err))
 			}
 			return fmt.Errorf("%w: subscription %s %s", errStopBroadcaster, sub.Type, sub.Status)
@@ -377,19 +376,27 @@ type socketLoop struct {
 	// moved is told when a session_reconnect landed on a new socket; an
 	// error ends the session. May be nil.
 	moved func(ctx context.Context, from, to *socket) error
+	// frames carries the sockets' messages to the loop; nil makes one. A
+	// test gives its own to see when the readers are ahead of the loop.
+	frames chan frame
 }
 
-// run owns first (and every socket after it) and closes them on return.
+// run owns first (and every socket after it) and closes them on return,
+// after handing the deliverer what was already read from them.
 func (l *socketLoop) run(ctx context.Context, first *socket) error {
 	done := make(chan struct{})
-	defer close(done)
-	frames := make(chan frame, 64)
+	frames := l.frames
+	if frames == nil {
+		frames = make(chan frame, 64)
+	}
 	current := first
+	// open holds the sockets whose reader has not handed over its socket's
+	// end yet.
 	open := map[*socket]bool{current: true}
+	var pending []eventsub.Notification // read, but not queued when ctx ended
 	defer func() {
-		for sk := range open {
-			sk.close()
-		}
+		l.shutdown(ctx, frames, open, pending)
+		close(done)
 	}()
 	go read(current, frames, done, l.log)
 
@@ -401,7 +408,10 @@ func (l *socketLoop) run(ctx context.Context, first *socket) error {
 		timer.Stop()
 		timer.Reset(silence(current))
 	}
-	switched := make(chan *socket, 1)
+	// Unbuffered: a socket is handed over only while run is here to take
+	// it, so one dialled as run returns is closed by follow, not lost in a
+	// buffer with its place in Twitch's per-user limit.
+	switched := make(chan *socket)
 	dialing := false
 	var lost error // the current socket ended while its successor was dialled
 	for {
@@ -450,7 +460,13 @@ func (l *socketLoop) run(ctx context.Context, first *socket) error {
 			reset()
 			switch f.msg.Metadata.MessageType {
 			case eventsub.TypeNotification:
-				if l.deliver.offer(ctx, f.msg.Notification()) {
+				n := f.msg.Notification()
+				queued, waited := l.deliver.offer(ctx, n)
+				if !queued {
+					pending = append(pending, n)
+					return nil
+				}
+				if waited {
 					reset() // the wait for the queue was not silence
 				}
 			case eventsub.TypeSessionReconnect:
@@ -469,6 +485,44 @@ func (l *socketLoop) run(ctx context.Context, first *socket) error {
 					}
 				}
 			}
+		}
+	}
+}
+
+// shutdown closes the sockets still open and hands the deliverer every
+// notification already read from them (pending first), within
+// deliverDrain: Twitch does not send them again. Each reader's last frame
+// is its socket's end, so once every open socket's end has come nothing
+// read is left in frames.
+func (l *socketLoop) shutdown(ctx context.Context, frames <-chan frame, open map[*socket]bool, pending []eventsub.Notification) {
+	for sk := range open {
+		sk.close()
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverDrain)
+	defer cancel()
+	offer := func(n eventsub.Notification) {
+		if queued, _ := l.deliver.offer(dctx, n); !queued {
+			l.log.Error("twitch: notification dropped at shutdown: the delivery queue stayed full",
+				logging.KeyEvent, n.MessageID, "type", n.Subscription.Type)
+		}
+	}
+	for _, n := range pending {
+		offer(n)
+	}
+	for len(open) > 0 {
+		select {
+		case f := <-frames:
+			if f.err != nil {
+				delete(open, f.from)
+				continue
+			}
+			if f.msg.Metadata.MessageType == eventsub.TypeNotification {
+				offer(f.msg.Notification())
+			}
+		case <-dctx.Done():
+			// The readers log what they still hold once done is closed.
+			l.log.Error("twitch: EventSub sockets did not end within the drain time", "open", len(open))
+			return
 		}
 	}
 }
@@ -507,6 +561,10 @@ func read(sk *socket, frames chan<- frame, done <-chan struct{}, log *slog.Logge
 		select {
 		case frames <- f:
 		case <-done:
+			if f.msg != nil && f.msg.Metadata.MessageType == eventsub.TypeNotification {
+				log.Error("twitch: notification dropped at shutdown: read after the drain ended",
+					logging.KeyEvent, f.msg.Metadata.MessageID, "type", f.msg.Metadata.SubscriptionType)
+			}
 			return
 		}
 		if err != nil {
@@ -582,11 +640,21 @@ func dialWelcome(ctx context.Context, dialer *websocket.Dialer, rawURL string) (
 	return sk, nil
 }
 
+// Retries of one subscription within the keepalive window.
+const (
+	subscribeAttempts   = 4
+	subscribeRetryFirst = 250 * time.Millisecond
+)
+
 // subscribe makes every Spec on the socket's session with the
 // broadcaster's token, within the keepalive window after the welcome
 // (Twitch closes an unused socket with 4003). The first is made alone so a
 // refused token is refreshed once for all; the rest go at once. In a hurry
-// (the last socket got 4003) they all go at once.
+// (the last socket got 4003) they all go at once. A token refused (401) is
+// refreshed once in both cases. A type Twitch refuses for good (a scope
+// the broadcaster did not grant) is left out; one that still fails after
+// the retries ends the session, so that the reconnect, with back-off, tries
+// again rather than the channel going without it.
 func (s *Sessions) subscribe(ctx context.Context, broadcasterID string, sk *socket, token string, hurry bool, log *slog.Logger) error {
 	specs := eventsub.Specs()
 	if len(specs) > maxSubscriptionsPerSocket {
@@ -594,94 +662,134 @@ func (s *Sessions) subscribe(ctx context.Context, broadcasterID string, sk *sock
 	}
 	ctx, cancel := context.WithTimeout(ctx, sk.keepalive)
 	defer cancel()
-	rest := specs
-	if !hurry {
-		rest = specs[1:]
-		err := s.create(ctx, token, specs[0], broadcasterID, sk.sessionID)
-		if errors.Is(err, errUnauthorized) {
-			token, err = s.cfg.Tokens.Refresh(ctx, broadcasterID)
-			if errors.Is(err, ErrNotConnected) {
-				return fmt.Errorf("%w: %w", errStopBroadcaster, err)
+	todo := specs
+	alone := !hurry
+	refreshed := false
+	created := 0
+	for len(todo) > 0 {
+		batch := todo
+		if alone {
+			batch = todo[:1]
+		}
+		todo, alone = todo[len(batch):], false
+		errs := make([]error, len(batch))
+		var wg sync.WaitGroup
+		for i, spec := range batch {
+			wg.Go(func() { errs[i] = s.createRetrying(ctx, token, spec, broadcasterID, sk.sessionID) })
+		}
+		wg.Wait()
+		var unauthorized []eventsub.Spec
+		var failed []error
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				created++
+			case errors.Is(err, errUnauthorized):
+				unauthorized = append(unauthorized, batch[i])
+			case errors.Is(err, errSubscriptionRefused):
+				log.Error("twitch: subscription refused; the channel goes without it for this session",
+					"type", batch[i].Type, logging.Err(err))
+			default:
+				failed = append(failed, err)
 			}
-			if err != nil {
-				return fmt.Errorf("twitch: unable to refresh the token of %s: %w", broadcasterID, err)
-			}
-			err = s.create(ctx, token, specs[0], broadcasterID, sk.sessionID)
+		}
+		if len(failed) > 0 {
+			return fmt.Errorf("twitch: EventSub session %s would miss subscriptions: %w", sk.sessionID, errors.Join(failed...))
+		}
+		if len(unauthorized) == 0 {
+			continue
+		}
+		if refreshed {
+			return fmt.Errorf("twitch: the refreshed token of %s was refused too: %w", broadcasterID, errUnauthorized)
+		}
+		refreshed = true
+		var err error
+		token, err = s.cfg.Tokens.Refresh(ctx, broadcasterID, token)
+		if errors.Is(err, ErrNotConnected) {
+			return fmt.Errorf("%w: %w", errStopBroadcaster, err)
 		}
 		if err != nil {
-			if errors.Is(err, errUnauthorized) {
-				return err
-			}
-			log.Warn("twitch: unable to create subscription", "type", specs[0].Type, logging.Err(err))
+			return fmt.Errorf("twitch: unable to refresh the token of %s: %w", broadcasterID, err)
 		}
+		todo = append(unauthorized, todo...)
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(rest))
-	for i, spec := range rest {
-		wg.Go(func() { errs[i] = s.create(ctx, token, spec, broadcasterID, sk.sessionID) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			// A missing scope fails one type, not the channel.
-			log.Warn("twitch: unable to create subscription", "type", rest[i].Type, logging.Err(err))
-		}
+	if created == 0 {
+		return fmt.Errorf("twitch: Twitch refused every subscription of %s", broadcasterID)
 	}
 	return nil
 }
 
-// errUnauthorized is Helix's 401 for a token.
-var errUnauthorized = errors.New("twitch: token refused (401)")
+var (
+	// errUnauthorized is Helix's 401 for a token.
+	errUnauthorized = errors.New("twitch: token refused (401)")
+	// errSubscriptionRefused is a refusal that trying again would not
+	// change (400, 403 for a missing scope, …).
+	errSubscriptionRefused = errors.New("twitch: subscription refused")
+)
 
-// create makes one WebSocket subscription; one that exists already is fine.
-func (s *Sessions) create(ctx context.Context, token string, spec eventsub.Spec, broadcasterID, sessionID string) error {
-	cond, err := helixCondition(eventsub.Condition(spec, broadcasterID))
-	if err != nil {
-		return err
+// createRetrying makes one subscription, trying again after a rate limit
+// (once Ratelimit-Reset has come), a 5xx or a network error while the
+// window (ctx) leaves time.
+func (s *Sessions) createRetrying(ctx context.Context, token string, spec eventsub.Spec, broadcasterID, sessionID string) error {
+	wait := subscribeRetryFirst
+	for attempt := 1; ; attempt++ {
+		resetIn, err := s.create(ctx, token, spec, broadcasterID, sessionID)
+		if err == nil || errors.Is(err, errUnauthorized) || errors.Is(err, errSubscriptionRefused) || attempt == subscribeAttempts {
+			return err
+		}
+		pause := max(resetIn, wait)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < pause {
+			return fmt.Errorf("%w (no time left in the keepalive window to try again)", err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		wait *= 2
 	}
-	resp, err := s.cfg.Helix.Client(ctx, token).CreateEventSubSubscription(&helix.EventSubSubscription{
-		Type: spec.Type, Version: spec.Version, Condition: cond,
-		Transport: helix.EventSubTransport{Method: eventsub.MethodWebSocket, SessionID: sessionID},
-	})
-	if err != nil {
-		return fmt.Errorf("twitch: unable to create subscription %s: %w", spec.Type, err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized:
-		return fmt.Errorf("%w: %s", errUnauthorized, resp.ErrorMessage)
-	case resp.StatusCode == http.StatusConflict, resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return nil
-	}
-	return fmt.Errorf("twitch: unable to create subscription %s: %d %s", spec.Type, resp.StatusCode, resp.ErrorMessage)
 }
 
-// helixCondition moves a condition into helix's struct, refusing a field it
-// has no place for rather than losing it.
-func helixCondition(cond map[string]string) (helix.EventSubCondition, error) {
-	var c helix.EventSubCondition
-	for k, v := range cond {
-		switch k {
-		case "broadcaster_user_id":
-			c.BroadcasterUserID = v
-		case "from_broadcaster_user_id":
-			c.FromBroadcasterUserID = v
-		case "to_broadcaster_user_id":
-			c.ToBroadcasterUserID = v
-		case "moderator_user_id":
-			c.ModeratorUserID = v
-		case "user_id":
-			c.UserID = v
-		case "reward_id":
-			c.RewardID = v
-		case "client_id":
-			c.ClientID = v
-		case "extension_client_id":
-			c.ExtensionClientID = v
-		default:
-			return c, fmt.Errorf("twitch: condition field %s has no place in a helix subscription", k)
+// wsSubscriptionRequest is Create EventSub Subscription's body for the
+// websocket transport, which has a session id and nothing else.
+type wsSubscriptionRequest struct {
+	Type      string            `json:"type"`
+	Version   string            `json:"version"`
+	Condition map[string]string `json:"condition"`
+	Transport wsTransport       `json:"transport"`
+}
+
+type wsTransport struct {
+	Method    string `json:"method"`
+	SessionID string `json:"session_id"`
+}
+
+// create makes one WebSocket subscription; one that exists already is fine.
+// After a 429 it reports how long until Twitch's rate limit resets.
+func (s *Sessions) create(ctx context.Context, token string, spec eventsub.Spec, broadcasterID, sessionID string) (resetIn time.Duration, err error) {
+	cond := map[string]string{}
+	for k, v := range eventsub.Condition(spec, broadcasterID) {
+		if v != "" {
+			cond[k] = v
 		}
 	}
-	return c, nil
+	body := wsSubscriptionRequest{Type: spec.Type, Version: spec.Version, Condition: cond,
+		Transport: wsTransport{Method: eventsub.MethodWebSocket, SessionID: sessionID}}
+	res, err := callHelix(ctx, s.cfg.Helix, http.MethodPost, "/eventsub/subscriptions", nil, body, token)
+	if err != nil {
+		return 0, fmt.Errorf("twitch: unable to create subscription %s: %w", spec.Type, err)
+	}
+	switch {
+	case res.status >= 200 && res.status < 300, res.status == http.StatusConflict:
+		return 0, nil
+	case res.status == http.StatusUnauthorized:
+		return 0, fmt.Errorf("%w: %s", errUnauthorized, res.message())
+	case res.status == http.StatusTooManyRequests:
+		return res.rateLimitWait(), fmt.Errorf("twitch: unable to create subscription %s: rate limited (429)", spec.Type)
+	case res.status >= 500:
+		return 0, fmt.Errorf("twitch: unable to create subscription %s: %d %s", spec.Type, res.status, res.message())
+	}
+	return 0, fmt.Errorf("%w: %s: %d %s", errSubscriptionRefused, spec.Type, res.status, res.message())
 }
 
 func closeCode(err error) int {
@@ -716,19 +824,20 @@ func newDeliverer(intake *Intake, log *slog.Logger) *deliverer {
 	return d
 }
 
-// offer queues n, reporting whether it had to wait for room.
-func (d *deliverer) offer(ctx context.Context, n eventsub.Notification) (waited bool) {
+// offer queues n, reporting whether it did before ctx ended and whether it
+// had to wait for room.
+func (d *deliverer) offer(ctx context.Context, n eventsub.Notification) (queued, waited bool) {
 	select {
 	case d.queue <- n:
-		return false
+		return true, false
 	default:
 	}
 	select {
 	case d.queue <- n:
+		return true, true
 	case <-ctx.Done():
-		d.log.Error("twitch: notification dropped at shutdown", logging.KeyEvent, n.MessageID)
+		return false, true
 	}
-	return true
 }
 
 func (d *deliverer) run() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -92,7 +93,7 @@ func (tk *wsTokens) UserToken(_ context.Context, id string) (string, error) {
 	return tok, nil
 }
 
-func (tk *wsTokens) Refresh(_ context.Context, id string) (string, error) {
+func (tk *wsTokens) Refresh(_ context.Context, id, _ string) (string, error) {
 	tk.refreshes.Add(1)
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
@@ -116,15 +117,78 @@ func (tk *wsTokens) AppToken(context.Context) (string, error) {
 	return tk.app, nil
 }
 
+func (tk *wsTokens) AppTokenRefused(token string) {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	if tk.app == token {
+		tk.app = ""
+	}
+}
+
+// countingPublisher counts the events the Intake published, by event id:
+// JetStream drops a second publish of an id (Nats-Msg-Id) on its own, so
+// only this count shows whether the collector let a duplicate through.
+type countingPublisher struct {
+	next  twitch.Publisher
+	mu    sync.Mutex
+	count map[string]int
+}
+
+func (p *countingPublisher) Publish(ctx context.Context, ev *schemas.Event) error {
+	if err := p.next.Publish(ctx, ev); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.count[ev.ID]++
+	return nil
+}
+
+// logRecorder keeps the records logged at error level.
+type logRecorder struct {
+	mu     sync.Mutex
+	errors []slog.Record
+}
+
+func (l *logRecorder) Enabled(_ context.Context, level slog.Level) bool {
+	return level >= slog.LevelError
+}
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.errors = append(l.errors, r.Clone())
+	return nil
+}
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+// errorsWith counts the error records with attribute key = value.
+func (l *logRecorder) errorsWith(key, value string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.errors {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == key && a.Value.String() == value {
+				n++
+			}
+			return true
+		})
+	}
+	return n
+}
+
 // wsEnv is the fake Twitch, NATS with the streams, and the parts the
 // sessions need.
 type wsEnv struct {
-	fake     *twitchtest.Server
-	nats     *natstest.Env
-	accounts *wsAccounts
-	tokens   *wsTokens
-	helix    *twitch.Helix
-	intake   *twitch.Intake
+	fake      *twitchtest.Server
+	nats      *natstest.Env
+	accounts  *wsAccounts
+	tokens    *wsTokens
+	helix     *twitch.Helix
+	intake    *twitch.Intake
+	published *countingPublisher
+	logs      *logRecorder // what the sessions logged at error level
 }
 
 func newWSEnv(t *testing.T) *wsEnv {
@@ -136,9 +200,25 @@ func newWSEnv(t *testing.T) *wsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	published := &countingPublisher{next: collectors.NewPublisher(env.Conn.JS, nil), count: map[string]int{}}
 	return &wsEnv{fake: fake, nats: env, accounts: accounts,
 		tokens: &wsTokens{fake: fake, accounts: accounts, user: map[string]string{}}, helix: h,
-		intake: twitch.NewIntake(twitch.IntakeConfig{Publisher: collectors.NewPublisher(env.Conn.JS, nil), Accounts: accounts})}
+		intake: twitch.NewIntake(twitch.IntakeConfig{Publisher: published, Accounts: accounts}), published: published,
+		logs: &logRecorder{}}
+}
+
+// publishes counts how often the Intake published the event with platform
+// id id.
+func (e *wsEnv) publishes(id string) int {
+	e.published.mu.Lock()
+	defer e.published.mu.Unlock()
+	return e.published.count[schemas.EventID("twitch", id)]
+}
+
+// waitPublished waits until the event with platform id id was published.
+func (e *wsEnv) waitPublished(t *testing.T, id string) {
+	t.Helper()
+	natstest.Eventually(t, 10*time.Second, "event "+id+" published", func() bool { return e.publishes(id) > 0 })
 }
 
 // broadcaster registers and connects a broadcaster.
@@ -166,7 +246,7 @@ func (e *wsEnv) runSessions(t *testing.T, holder string) (stop func()) {
 	t.Helper()
 	s, err := twitch.NewSessions(twitch.SessionsConfig{Endpoints: e.fake.Endpoints(), Helix: e.helix, Tokens: e.tokens,
 		Accounts: e.accounts, Intake: e.intake, Leases: e.leases(t, holder), Conn: e.nats.Conn,
-		KeepaliveSeconds: 10, Logger: logging.Discard()})
+		KeepaliveSeconds: 10, Logger: slog.New(e.logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

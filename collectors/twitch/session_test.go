@@ -1,6 +1,7 @@
 package twitch_test
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -82,36 +83,63 @@ func TestSessionsReconnectWhenSocketEnds(t *testing.T) {
 
 func TestSessionsFollowSessionReconnect(t *testing.T) {
 	e := newWSEnv(t)
+	e.fake.HoldRetired(true)
 	e.broadcaster(wsBroadcaster, wsLogin)
 	e.runSessions(t, "replica-a")
 	id := e.subscribedSession(t)
 	created := len(e.fake.Subscriptions())
 
 	var ids []string
-	send := func(text string) {
+	send := func(text string) string {
 		ev, chatID := wsChatEvent(wsBroadcaster, wsLogin, text)
 		if e.fake.Notify(wsBroadcaster, "channel.chat.message", ev) == "" {
 			t.Fatalf("%q went to no session", text)
 		}
 		ids = append(ids, chatID)
+		return chatID
 	}
 	send("before")
 	if !e.fake.Reconnect(id) {
 		t.Fatal("no session to reconnect")
 	}
-	// Sent before the client reached the new URL: the old socket has them.
+	// Sent before the client's new socket got its welcome: the old one has
+	// them.
 	send("during 1")
 	send("during 2")
+	natstest.Eventually(t, 10*time.Second, "the new socket's welcome", func() bool {
+		s := e.fake.Sessions()
+		return len(s) == 1 && s[0].Connected && s[0].Retired
+	})
+	// Delivered from the new socket: the client reads it now.
+	e.waitPublished(t, send("after"))
+
+	// What Twitch still sends on the old socket after the new welcome
+	// (retiredDrain) is delivered, once.
+	late, lateID := wsChatEvent(wsBroadcaster, wsLogin, "late on the old socket")
+	if e.fake.NotifyRetired("late-message", wsBroadcaster, "channel.chat.message", late) != 1 {
+		t.Fatal("the old socket is gone")
+	}
+	ids = append(ids, lateID)
+	// One notification on both sockets with the same message id, as Twitch
+	// may: its event id is the message id, so only the collector's own
+	// dedupe keeps it from a second publish.
+	both := "both-" + id
+	e.fake.NotifyWithID(both, wsBroadcaster, "stream.online", wsOnlineEvent(wsBroadcaster, wsLogin))
+	if e.fake.NotifyRetired(both, wsBroadcaster, "stream.online", wsOnlineEvent(wsBroadcaster, wsLogin)) != 1 {
+		t.Fatal("the old socket is gone")
+	}
+	ids = append(ids, both)
+	e.fake.ReleaseRetired()
 	natstest.Eventually(t, 10*time.Second, "the old socket closed with 4004", func() bool {
 		return e.fake.Connections() == 1 && len(e.fake.Sessions()) == 1 && e.fake.Sessions()[0].Connected
 	})
-	send("after")
-	for _, chatID := range ids {
-		e.waitEvent(t, chatID)
+	send("last")
+	for _, eventID := range ids {
+		e.waitPublished(t, eventID)
 	}
-	for i, chatID := range ids {
-		if n := e.countEvents(t, chatID); n != 1 {
-			t.Errorf("message %d published %d times", i, n)
+	for i, eventID := range ids {
+		if n := e.publishes(eventID); n != 1 {
+			t.Errorf("message %d (%s) published %d times", i, eventID, n)
 		}
 	}
 	if s := e.fake.Sessions(); s[0].ID != id || s[0].Subscriptions != 10 {
@@ -119,6 +147,101 @@ func TestSessionsFollowSessionReconnect(t *testing.T) {
 	}
 	if n := len(e.fake.Subscriptions()); n != created {
 		t.Errorf("%d subscriptions after session_reconnect, want the %d from before (they move)", n, created)
+	}
+	if n := e.fake.SessionsOpened(); n != 1 {
+		t.Errorf("%d sessions opened, want 1 (the reconnect keeps it)", n)
+	}
+}
+
+// A subscription that fails for a while is tried again on the same
+// session: without it the channel would miss that event type until the
+// next reconnect.
+func TestSessionsRetrySubscriptions(t *testing.T) {
+	tests := []struct {
+		name       string
+		subType    string
+		times      int
+		status     int
+		retryAfter time.Duration
+		hurry      bool // the last socket was closed unused (4003)
+		refreshes  int32
+		wantOpened int
+	}{
+		{"503 twice", "channel.follow", 2, http.StatusServiceUnavailable, 0, false, 0, 1},
+		{"500 once", "stream.offline", 1, http.StatusInternalServerError, 0, false, 0, 1},
+		{"429 until Ratelimit-Reset", "channel.cheer", 1, http.StatusTooManyRequests, time.Second, false, 0, 1},
+		{"401 refreshes the token", "", 1, http.StatusUnauthorized, 0, false, 1, 1},
+		{"401 in a hurry refreshes the token", "", 1, http.StatusUnauthorized, 0, true, 1, 2},
+		{"503 in a hurry", "channel.raid", 2, http.StatusServiceUnavailable, 0, true, 0, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newWSEnv(t)
+			e.broadcaster(wsBroadcaster, wsLogin)
+			var not []string
+			if tt.hurry {
+				e.runSessions(t, "replica-a")
+				first := e.subscribedSession(t)
+				not = append(not, first)
+				e.fake.FailNextSubscriptions(tt.subType, tt.times, tt.status, tt.retryAfter)
+				e.fake.CloseSession(first, twitchtest.CloseConnectionUnused)
+			} else {
+				e.fake.FailNextSubscriptions(tt.subType, tt.times, tt.status, tt.retryAfter)
+				e.runSessions(t, "replica-a")
+			}
+			e.subscribedSession(t, not...)
+			if n := e.fake.SessionsOpened(); n != tt.wantOpened {
+				t.Errorf("%d sessions opened, want %d", n, tt.wantOpened)
+			}
+			if n := e.tokens.refreshes.Load(); n != tt.refreshes {
+				t.Errorf("%d token refreshes, want %d", n, tt.refreshes)
+			}
+		})
+	}
+}
+
+// A subscription that still fails after the retries ends the session, so
+// that it is made again on a new one, rather than the channel going on
+// without that event type.
+func TestSessionsReconnectWhenASubscriptionKeepsFailing(t *testing.T) {
+	e := newWSEnv(t)
+	e.broadcaster(wsBroadcaster, wsLogin)
+	e.fake.FailNextSubscriptions("stream.offline", -1, http.StatusServiceUnavailable, 0)
+	e.runSessions(t, "replica-a")
+	natstest.Eventually(t, 20*time.Second, "a second session", func() bool { return e.fake.SessionsOpened() >= 2 })
+	e.fake.FailNextSubscriptions("stream.offline", 0, 0, 0)
+	e.subscribedSession(t)
+	e.fake.Notify(wsBroadcaster, "stream.offline", map[string]any{"broadcaster_user_id": wsBroadcaster,
+		"broadcaster_user_login": wsLogin, "broadcaster_user_name": wsLogin})
+	chat, chatID := wsChatEvent(wsBroadcaster, wsLogin, "after the failures")
+	e.fake.Notify(wsBroadcaster, "channel.chat.message", chat)
+	e.waitPublished(t, chatID)
+}
+
+// A type Twitch refuses for good (a scope the broadcaster did not grant)
+// is logged once and the channel keeps its other subscriptions.
+func TestSessionsKeepChannelWithoutRefusedType(t *testing.T) {
+	e := newWSEnv(t)
+	e.broadcaster(wsBroadcaster, wsLogin)
+	e.fake.FailNextSubscriptions("channel.follow", -1, http.StatusForbidden, 0)
+	e.runSessions(t, "replica-a")
+	natstest.Eventually(t, 20*time.Second, "a session with 9 subscriptions", func() bool {
+		s := e.fake.Sessions()
+		return len(s) == 1 && s[0].Connected && s[0].Subscriptions == 9
+	})
+	chat, chatID := wsChatEvent(wsBroadcaster, wsLogin, "without follows")
+	e.fake.Notify(wsBroadcaster, "channel.chat.message", chat)
+	e.waitPublished(t, chatID)
+	if n := e.fake.SessionsOpened(); n != 1 {
+		t.Errorf("%d sessions opened, want 1: a refused type does not end the session", n)
+	}
+	for _, sub := range e.fake.Subscriptions() {
+		if sub.Type == "channel.follow" {
+			t.Errorf("channel.follow subscribed although refused: %+v", sub)
+		}
+	}
+	if n := e.logs.errorsWith("type", "channel.follow"); n != 1 {
+		t.Errorf("the refused type was logged %d times as an error, want once", n)
 	}
 }
 

@@ -83,14 +83,16 @@ func (ts *TokenSource) UserToken(ctx context.Context, userID string) (string, er
 	return ts.refresh(ctx, userID, tok.Access, false)
 }
 
-// Refresh replaces the user's token whatever its expiry says (Twitch
-// answered 401 to it).
-func (ts *TokenSource) Refresh(ctx context.Context, userID string) (string, error) {
-	tok, err := ts.connectedToken(ctx, userID)
-	if err != nil {
+// Refresh replaces refused, a user token Twitch answered 401 to, whatever
+// its expiry says. When the stored token is another one by the time the
+// lock is held (a replica refreshed it meanwhile), that one is returned:
+// refreshing again would throw away a good token and spend the refresh
+// token once more. An empty refused forces a refresh.
+func (ts *TokenSource) Refresh(ctx context.Context, userID, refused string) (string, error) {
+	if _, err := ts.connectedToken(ctx, userID); err != nil {
 		return "", err
 	}
-	return ts.refresh(ctx, userID, tok.Access, true)
+	return ts.refresh(ctx, userID, refused, true)
 }
 
 func (ts *TokenSource) connectedToken(ctx context.Context, userID string) (OAuthToken, error) {
@@ -104,16 +106,28 @@ func (ts *TokenSource) connectedToken(ctx context.Context, userID string) (OAuth
 	return ts.store.token(ctx, userID)
 }
 
+// refreshTimeout bounds a refresh once this process's turn has come: the
+// wait for the other replicas' advisory lock, the call to Twitch and the
+// write, all inside one transaction that must not stay open indefinitely.
+const refreshTimeout = 30 * time.Second
+
+// authCallTimeout bounds one call to Twitch's OAuth endpoints.
+const authCallTimeout = 15 * time.Second
+
 // refresh swaps the token for a new one. seen is the access token the
 // caller found unusable: when another replica (or goroutine) replaced it
 // while we waited for the lock, its result is used instead of refreshing
-// again, since Twitch may rotate the refresh token on every use.
+// again, since Twitch may rotate the refresh token on every use. force
+// (Twitch refused seen) refreshes even a token that looks fresh; with force
+// an empty seen refreshes whatever is stored.
 func (ts *TokenSource) refresh(ctx context.Context, userID, seen string, force bool) (string, error) {
 	unlock, err := ts.lockUser(ctx, userID)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
 
 	tx, err := ts.store.st.Pool().Begin(ctx)
 	if err != nil {
@@ -128,13 +142,15 @@ func (ts *TokenSource) refresh(ctx context.Context, userID, seen string, force b
 	if err != nil {
 		return "", err
 	}
-	replaced := tok.Access != seen
+	replaced := seen != "" && tok.Access != seen
 	fresh := tok.ExpiresAt.Sub(ts.now()) > refreshMargin
 	if (replaced && (force || fresh)) || (!force && fresh) {
 		return tok.Access, nil
 	}
 
-	resp, err := ts.helix.Client(ctx, "").RefreshUserAccessToken(tok.Refresh)
+	callCtx, cancelCall := context.WithTimeout(ctx, authCallTimeout)
+	resp, err := ts.helix.Client(callCtx, "").RefreshUserAccessToken(tok.Refresh)
+	cancelCall()
 	if err != nil {
 		return "", fmt.Errorf("twitch: unable to refresh token of %s: %w", userID, authCallError(err))
 	}
@@ -226,6 +242,9 @@ func (ts *TokenSource) AppToken(ctx context.Context) (string, error) {
 	if ts.appToken != "" && ts.appExpires.Sub(ts.now()) > refreshMargin {
 		return ts.appToken, nil
 	}
+	// The lock is held meanwhile: every app-token caller waits on this call.
+	ctx, cancel := context.WithTimeout(ctx, authCallTimeout)
+	defer cancel()
 	resp, err := ts.helix.Client(ctx, "").RequestAppAccessToken(nil)
 	if err != nil {
 		return "", fmt.Errorf("twitch: unable to get an app token: %w", authCallError(err))
@@ -237,8 +256,9 @@ func (ts *TokenSource) AppToken(ctx context.Context) (string, error) {
 	return ts.appToken, nil
 }
 
-// dropAppToken forgets a cached app token Twitch no longer accepts.
-func (ts *TokenSource) dropAppToken(token string) {
+// AppTokenRefused forgets a cached app token Twitch no longer accepts; a
+// token already replaced is left alone.
+func (ts *TokenSource) AppTokenRefused(token string) {
 	ts.appMu.Lock()
 	defer ts.appMu.Unlock()
 	if ts.appToken == token {
@@ -298,7 +318,7 @@ func (ts *TokenSource) Validate(ctx context.Context) error {
 		if resp, err := ts.validateToken(ctx, app); err != nil {
 			errs = append(errs, err)
 		} else if resp.StatusCode == http.StatusUnauthorized {
-			ts.dropAppToken(app)
+			ts.AppTokenRefused(app)
 		}
 	}
 	if err := ts.refreshModerators(ctx); err != nil {
@@ -323,7 +343,7 @@ func (ts *TokenSource) validateAccount(ctx context.Context, acc Account) error {
 		}
 		return nil
 	case http.StatusUnauthorized:
-		_, err := ts.Refresh(ctx, acc.UserID)
+		_, err := ts.Refresh(ctx, acc.UserID, tok.Access)
 		return err
 	default:
 		return fmt.Errorf("twitch: unable to validate token of %s: status %d %s", acc.UserID, resp.StatusCode, resp.ErrorMessage)
@@ -376,7 +396,7 @@ func (ts *TokenSource) moderatedChannels(ctx context.Context, botID string) (map
 		// A 401 for a missing scope is not cured by a new token.
 		if resp.StatusCode == http.StatusUnauthorized && !retried && !strings.HasPrefix(resp.ErrorMessage, "Missing scope") {
 			retried = true
-			if token, err = ts.Refresh(ctx, botID); err != nil {
+			if token, err = ts.Refresh(ctx, botID, token); err != nil {
 				return nil, err
 			}
 			continue

@@ -74,7 +74,8 @@ func newConnectEnv(t *testing.T, withNATS bool) *connectEnv {
 	e.accounts = twitch.NewStore(e.st)
 	e.tokens = e.newTokenSource(t)
 	oauth, err := twitch.NewOAuth(twitch.OAuthConfig{Helix: h, Store: e.accounts, Tokens: e.tokens, PublicURL: e.web.URL,
-		AuthURL: e.fake.Endpoints().Auth, Conn: e.conn, Logger: logging.Discard()})
+		Operator: twitch.OperatorCheck("operator-token", true),
+		AuthURL:  e.fake.Endpoints().Auth, Conn: e.conn, Logger: logging.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

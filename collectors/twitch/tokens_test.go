@@ -79,7 +79,7 @@ func TestRefreshAfterExpire(t *testing.T) {
 	if got, _ := e.tokens.UserToken(ctx, tokPenguin.ID); got != old.Access {
 		t.Fatalf("UserToken = %q, want the stored %q", got, old.Access)
 	}
-	got, err := e.tokens.Refresh(ctx, tokPenguin.ID)
+	got, err := e.tokens.Refresh(ctx, tokPenguin.ID, old.Access)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestRevokedGrantDisconnects(t *testing.T) {
 	e.connect(t, tokPenguin, twitch.KindBroadcaster, 4*time.Hour, "user:read:chat")
 	e.fake.Revoke(tokPenguin.ID)
 
-	_, err := e.tokens.Refresh(ctx, tokPenguin.ID)
+	_, err := e.tokens.Refresh(ctx, tokPenguin.ID, "")
 	if !errors.Is(err, twitch.ErrNotConnected) {
 		t.Fatalf("Refresh error = %v, want ErrNotConnected", err)
 	}
@@ -119,7 +119,7 @@ func TestRevokedGrantDisconnects(t *testing.T) {
 	if _, err := e.tokens.UserToken(ctx, tokPenguin.ID); !errors.Is(err, twitch.ErrNotConnected) {
 		t.Fatalf("UserToken error = %v, want ErrNotConnected", err)
 	}
-	if _, err := e.tokens.Refresh(ctx, tokPenguin.ID); !errors.Is(err, twitch.ErrNotConnected) {
+	if _, err := e.tokens.Refresh(ctx, tokPenguin.ID, ""); !errors.Is(err, twitch.ErrNotConnected) {
 		t.Fatalf("Refresh error = %v, want ErrNotConnected", err)
 	}
 	if e.fake.TokenCalls("refresh_token") != calls {
@@ -277,5 +277,126 @@ func TestAuthCallErrorsHideSecrets(t *testing.T) {
 	}
 	if a := e.account(t, tokPenguin.ID); a.Status != twitch.StatusConnected {
 		t.Fatalf("a network failure disconnected the account: %+v", a)
+	}
+}
+
+// Refresh names the token Twitch refused: a caller that comes after another
+// replica already replaced it gets that replica's token, with no second
+// refresh (which would spend the refresh token again). An empty refused
+// token, or the one still stored, is refreshed.
+func TestRefreshOnlyTheRefusedToken(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name        string
+		refused     func(old, current string) string
+		wantCurrent bool // the other replica's token comes back
+	}{
+		{name: "already replaced by another replica", refused: func(old, _ string) string { return old }, wantCurrent: true},
+		{name: "the stored token refused", refused: func(_, current string) string { return current }},
+		{name: "no token named: forced", refused: func(string, string) string { return "" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newConnectEnv(t, false)
+			old := e.connect(t, tokPenguin, twitch.KindBroadcaster, 4*time.Hour, "user:read:chat")
+			e.fake.Expire(old.Access)
+			current, err := e.newTokenSource(t).Refresh(ctx, tokPenguin.ID, old.Access)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := e.tokens.Refresh(ctx, tokPenguin.ID, tt.refused(old.Access, current))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantCalls := 2
+			if tt.wantCurrent {
+				wantCalls = 1
+			}
+			if calls := e.fake.TokenCalls("refresh_token"); calls != wantCalls {
+				t.Fatalf("refresh calls = %d, want %d", calls, wantCalls)
+			}
+			if (got == current) != tt.wantCurrent || !hasLiveToken(e.fake, tokPenguin.ID, got) {
+				t.Fatalf("Refresh = %q (other replica's %q), want a live token, the other replica's: %v", got, current, tt.wantCurrent)
+			}
+		})
+	}
+}
+
+func TestAppTokenRefused(t *testing.T) {
+	ctx := context.Background()
+	e := newConnectEnv(t, false)
+	first, err := e.tokens.AppToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A token already replaced is not dropped again.
+	e.tokens.AppTokenRefused("some-older-token")
+	if again, _ := e.tokens.AppToken(ctx); again != first {
+		t.Fatalf("AppToken after another token was refused = %q, want the cached %q", again, first)
+	}
+	e.tokens.AppTokenRefused(first)
+	second, err := e.tokens.AppToken(ctx)
+	if err != nil || second == first {
+		t.Fatalf("AppToken after a refusal = %q, %v; want a new one", second, err)
+	}
+	if calls := e.fake.TokenCalls("client_credentials"); calls != 2 {
+		t.Fatalf("client_credentials calls = %d, want 2", calls)
+	}
+}
+
+// deadlineTransport records whether requests carry a context deadline.
+type deadlineTransport struct {
+	mu           sync.Mutex
+	withDeadline map[string]bool // URL path → had a deadline
+}
+
+func (d *deadlineTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	_, ok := req.Context().Deadline()
+	d.mu.Lock()
+	d.withDeadline[req.URL.Path] = ok
+	d.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// The token refresh holds a transaction and an advisory lock while Twitch
+// answers: that call must end even when the caller's context never does.
+func TestTokenCallsHaveADeadline(t *testing.T) {
+	ctx := context.Background()
+	e := newConnectEnv(t, false)
+	e.connect(t, tokPenguin, twitch.KindBroadcaster, time.Minute, "user:read:chat")
+	record := &deadlineTransport{withDeadline: map[string]bool{}}
+	h, err := twitch.NewHelix(e.fake.ClientID, e.fake.ClientSecret, "", e.fake.Endpoints(), &http.Client{Transport: record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := twitch.NewTokenSource(twitch.TokenSourceConfig{Helix: h, Store: e.accounts, Logger: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.UserToken(ctx, tokPenguin.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.AppToken(ctx); err != nil {
+		t.Fatal(err)
+	}
+	record.mu.Lock()
+	defer record.mu.Unlock()
+	if len(record.withDeadline) == 0 {
+		t.Fatal("no call to Twitch recorded")
+	}
+	for path, ok := range record.withDeadline {
+		if !ok {
+			t.Errorf("%s sent without a deadline", path)
+		}
+	}
+}
+
+func TestNewHelixDefaultClientTimesOut(t *testing.T) {
+	h, err := twitch.NewHelix("cid", "secret", "", twitch.Endpoints{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.HTTP().Timeout <= 0 {
+		t.Fatal("the default HTTP client has no timeout")
 	}
 }

@@ -91,6 +91,7 @@ type Config struct {
 	ConsoleSendBudget int
 	ConsoleEnabled    bool
 	PublicURL         string
+	AdminToken        string
 
 	// Twitch.
 	TwitchClientID      string
@@ -346,6 +347,8 @@ func Table() []Setting {
 			func(c *Config) *int { return &c.ConsoleSendBudget }, 1),
 		str("PUBLIC_URL", GroupHTTP, "", "the URL users and platforms reach the HTTP server at (OAuth redirects, webhooks); empty: http://<HTTP_ADDR>",
 			func(c *Config) *string { return &c.PublicURL }, urlWithScheme("http", "https")),
+		secret("ADMIN_TOKEN", GroupHTTP, "", "opens the operator pages (/connect/twitch/bot, /connect/twitch/status) as ?token=<it> or Authorization: Bearer <it>; without it they answer only in dev, to loopback visitors",
+			func(c *Config) *string { return &c.AdminToken }),
 
 		str("TWITCH_CLIENT_ID", GroupTwitch, "", "Twitch application client id (dev.twitch.tv/console); the Twitch collector runs when it and the secret are set",
 			func(c *Config) *string { return &c.TwitchClientID }),

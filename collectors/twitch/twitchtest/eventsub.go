@@ -1,7 +1,10 @@
 package twitchtest
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -33,6 +36,9 @@ type SessionInfo struct {
 	ID            string
 	Subscriptions int
 	Connected     bool
+	// Retired: the socket the session had before a session_reconnect is
+	// still open (HoldRetired).
+	Retired bool
 }
 
 // eventsubState is the EventSub WebSocket part of the fake (owned by
@@ -49,6 +55,20 @@ type eventsubState struct {
 	esWindow time.Duration
 	esGrace  time.Duration // 0: defaultReconnectGrace
 	esClosed bool
+	// esHoldRetired keeps the old socket of a session_reconnect open after
+	// the new one's welcome, until ReleaseRetired.
+	esHoldRetired bool
+	esOpened      int // sessions ever opened (not counting reconnects)
+	esFail        []subscriptionFailure
+}
+
+// subscriptionFailure is a Create EventSub Subscription failure queued by
+// FailNextSubscriptions.
+type subscriptionFailure struct {
+	subType    string // "": any type
+	left       int    // negative: until cleared
+	status     int
+	retryAfter time.Duration
 }
 
 // wsSession is an EventSub session: it outlives a socket across a
@@ -58,6 +78,9 @@ type wsSession struct {
 	keepalive time.Duration
 	subs      []map[string]any
 	conn      *wsConn // the socket notifications go to
+	// retired is the socket before a session_reconnect, held open by
+	// HoldRetired after the new socket's welcome.
+	retired *wsConn
 	// reconnectToken is the query value of the reconnect_url handed out;
 	// empty when no reconnect is pending.
 	reconnectToken string
@@ -154,13 +177,23 @@ func (s *Server) serveEventSub(w http.ResponseWriter, r *http.Request) {
 			s.dropConn(c)
 			return
 		}
-		// The subscriptions move to the new socket at once: what was sent
-		// before went to the old one, what comes after goes here.
+		// The subscriptions move to the new socket with its welcome (sent
+		// below, under the same lock): what was sent before went to the old
+		// one, what comes after goes here.
 		old, sess.conn, sess.reconnectToken = sess.conn, c, ""
 		c.keepalive = sess.keepalive
+		if s.esHoldRetired {
+			// Twitch may still deliver on the old socket what it had queued
+			// there (NotifyRetired) until it closes it (ReleaseRetired).
+			if sess.retired != nil {
+				go sess.retired.closeWith(CloseReconnectExpired, "reconnected again")
+			}
+			sess.retired, old = old, nil
+		}
 	} else {
 		sess = &wsSession{id: randomHex(16), keepalive: c.keepalive, conn: c, connectedAt: time.Now().UTC()}
 		s.esSessions[sess.id] = sess
+		s.esOpened++
 	}
 	c.send(message("session_welcome", "", "", map[string]any{"session": map[string]any{
 		"id": sess.id, "status": "connected", "connected_at": sess.connectedAt.Format(time.RFC3339Nano),
@@ -201,6 +234,9 @@ func (s *Server) dropConn(c *wsConn) {
 	for id, sess := range s.esSessions {
 		if sess.conn == c {
 			delete(s.esSessions, id)
+		}
+		if sess.retired == c {
+			sess.retired = nil
 		}
 	}
 }
@@ -405,7 +441,8 @@ func notification(messageID string, sub map[string]any, event any) map[string]an
 
 // Reconnect sends session_reconnect on a session's socket. The client's
 // connection to the reconnect_url takes the session over (same id, same
-// subscriptions) and the old socket is then closed with 4004; until then
+// subscriptions) once it was sent its welcome, and the old socket is then
+// closed with 4004 (or held open, see HoldRetired); until then
 // notifications still go to the old socket. Without a new connection the
 // old socket closes with 4004 after the reconnect grace, taking the session
 // with it. It reports whether the session exists.
@@ -466,7 +503,13 @@ func (s *Server) Sessions() []SessionInfo {
 		sess.conn.writeMu.Lock()
 		connected := !sess.conn.closed
 		sess.conn.writeMu.Unlock()
-		out = append(out, SessionInfo{ID: sess.id, Subscriptions: len(sess.subs), Connected: connected})
+		retired := false
+		if sess.retired != nil {
+			sess.retired.writeMu.Lock()
+			retired = !sess.retired.closed
+			sess.retired.writeMu.Unlock()
+		}
+		out = append(out, SessionInfo{ID: sess.id, Subscriptions: len(sess.subs), Connected: connected, Retired: retired})
 	}
 	return out
 }
@@ -562,4 +605,151 @@ func anyMap(m map[string]string) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// SessionsOpened counts the sessions opened so far (a socket that took a
+// session over through session_reconnect opens none).
+func (s *Server) SessionsOpened() int {
+	s.esMu.Lock()
+	defer s.esMu.Unlock()
+	return s.esOpened
+}
+
+// HoldRetired (on) keeps the old socket of a session_reconnect open after
+// the client's new socket got its welcome, until ReleaseRetired or the
+// reconnect grace: Twitch may still deliver there what it had queued, and
+// may deliver a notification on both. Notify then goes to the new socket,
+// NotifyRetired to the old.
+func (s *Server) HoldRetired(on bool) {
+	s.esMu.Lock()
+	defer s.esMu.Unlock()
+	s.esHoldRetired = on
+}
+
+// NotifyRetired sends a notification with messageID on the held-open old
+// socket of every session with a matching subscription, and returns to how
+// many it went.
+func (s *Server) NotifyRetired(messageID, broadcasterID, subType string, event any) int {
+	s.esMu.Lock()
+	defer s.esMu.Unlock()
+	sent := 0
+	for _, sess := range s.esSessions {
+		if sess.retired == nil {
+			continue
+		}
+		for _, sub := range sess.subs {
+			if str(sub["type"]) == subType && conditionNames(sub, broadcasterID) && sess.retired.send(notification(messageID, sub, event)) {
+				sent++
+			}
+		}
+	}
+	return sent
+}
+
+// ReleaseRetired closes every held-open old socket with 4004 and returns
+// how many there were.
+func (s *Server) ReleaseRetired() int {
+	s.esMu.Lock()
+	var retired []*wsConn
+	for _, sess := range s.esSessions {
+		if sess.retired != nil {
+			retired = append(retired, sess.retired)
+			sess.retired = nil
+		}
+	}
+	s.esMu.Unlock()
+	for _, c := range retired {
+		c.closeWith(CloseReconnectExpired, "client reconnected")
+	}
+	return len(retired)
+}
+
+// FailNextSubscriptions makes the next n Create EventSub Subscription calls
+// for subType ("" for any type) fail with status; a negative n fails every
+// one until the next call for subType, and n = 0 just clears. A 429 carries
+// Ratelimit-Reset (retryAfter from now, in epoch seconds), another status
+// Retry-After when retryAfter > 0.
+func (s *Server) FailNextSubscriptions(subType string, n, status int, retryAfter time.Duration) {
+	s.esMu.Lock()
+	defer s.esMu.Unlock()
+	kept := s.esFail[:0]
+	for _, f := range s.esFail {
+		if f.subType != subType {
+			kept = append(kept, f)
+		}
+	}
+	s.esFail = kept
+	if n != 0 {
+		s.esFail = append(s.esFail, subscriptionFailure{subType: subType, left: n, status: status, retryAfter: retryAfter})
+	}
+}
+
+// takeSubscriptionFailure uses up one queued failure for subType.
+func (s *Server) takeSubscriptionFailure(subType string) (subscriptionFailure, bool) {
+	s.esMu.Lock()
+	defer s.esMu.Unlock()
+	for i, f := range s.esFail {
+		if f.subType != "" && f.subType != subType {
+			continue
+		}
+		if f.left > 0 {
+			s.esFail[i].left--
+			if s.esFail[i].left == 0 {
+				s.esFail = append(s.esFail[:i], s.esFail[i+1:]...)
+			}
+		}
+		return f, true
+	}
+	return subscriptionFailure{}, false
+}
+
+// subscriptionRefused is called by the Create EventSub Subscription route
+// (helix.go) once the token is authorized, before it reads the body: it
+// answers a failure queued by FailNextSubscriptions, or the 400 a strict
+// Twitch gives a websocket subscription whose transport carries more than
+// method and session_id (a callback or secret, even empty) or whose
+// condition has an empty or non-string value. It reports whether it
+// answered; r.Body can be read again either way.
+func (s *Server) subscriptionRefused(w http.ResponseWriter, r *http.Request) bool {
+	raw, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	if err != nil {
+		return false // the route finds the body unreadable too
+	}
+	var req struct {
+		Type      string         `json:"type"`
+		Condition map[string]any `json:"condition"`
+		Transport map[string]any `json:"transport"`
+	}
+	if json.Unmarshal(raw, &req) != nil {
+		return false // the route answers 400
+	}
+	if f, ok := s.takeSubscriptionFailure(req.Type); ok {
+		switch {
+		case f.status == http.StatusTooManyRequests:
+			w.Header().Set("Ratelimit-Limit", "800")
+			w.Header().Set("Ratelimit-Remaining", "0")
+			w.Header().Set("Ratelimit-Reset", strconv.FormatInt(time.Now().Add(f.retryAfter).Unix(), 10))
+		case f.retryAfter > 0:
+			w.Header().Set("Retry-After", strconv.Itoa(int(f.retryAfter.Round(time.Second)/time.Second)))
+		}
+		WriteError(w, f.status, "failure queued by the test")
+		return true
+	}
+	if str(req.Transport["method"]) != "websocket" {
+		return false
+	}
+	for k := range req.Transport {
+		if k != "method" && k != "session_id" {
+			WriteError(w, http.StatusBadRequest, fmt.Sprintf("The websocket transport does not take %s", k))
+			return true
+		}
+	}
+	for k, v := range req.Condition {
+		if text, ok := v.(string); !ok || text == "" {
+			WriteError(w, http.StatusBadRequest, fmt.Sprintf("condition.%s must be a non-empty string", k))
+			return true
+		}
+	}
+	return false
 }

@@ -617,6 +617,9 @@ func (s *Server) helixCreateSubscription(w http.ResponseWriter, r *http.Request)
 	if !ok {
 		return
 	}
+	if s.subscriptionRefused(w, r) {
+		return
+	}
 	var body struct {
 		Type      string            `json:"type"`
 		Version   string            `json:"version"`
