@@ -15,15 +15,15 @@ import (
 	"github.com/waddlebot/waddlebot/schemas"
 )
 
-// h2ServeAPI runs ServeAPI against the fake until the test ends and returns
+// serveAPI runs ServeAPI against the fake until the test ends and returns
 // a function that sends one request and decodes the answer.
-func h2ServeAPI(t *testing.T) func(op string, body []byte) schemas.APIResponse {
+func serveAPI(t *testing.T) func(op string, body []byte) schemas.APIResponse {
 	t.Helper()
-	return h2ServeAPIOn(t, newH2Env(t))
+	return serveAPIOn(t, newSenderEnv(t))
 }
 
-// h2ServeAPIOn is h2ServeAPI on a given fake.
-func h2ServeAPIOn(t *testing.T, env *h2Env) func(op string, body []byte) schemas.APIResponse {
+// serveAPIOn is serveAPI on a given fake.
+func serveAPIOn(t *testing.T, env *senderEnv) func(op string, body []byte) schemas.APIResponse {
 	t.Helper()
 	nenv := natstest.Start(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -66,7 +66,7 @@ func h2ServeAPIOn(t *testing.T, env *h2Env) func(op string, body []byte) schemas
 	}
 }
 
-func h2Request(t *testing.T, op string, args map[string]string) []byte {
+func apiRequest(t *testing.T, op string, args map[string]string) []byte {
 	t.Helper()
 	b, err := json.Marshal(schemas.APIRequest{Version: schemas.Version, ID: "req-1", Operation: op, Args: args})
 	if err != nil {
@@ -76,7 +76,7 @@ func h2Request(t *testing.T, op string, args map[string]string) []byte {
 }
 
 func TestServeAPI(t *testing.T) {
-	ask := h2ServeAPI(t)
+	ask := serveAPI(t)
 	tests := []struct {
 		name      string
 		op        string
@@ -85,23 +85,23 @@ func TestServeAPI(t *testing.T) {
 		wantError string
 	}{
 		{name: "user by login", op: twitch.OpUserByLogin,
-			body:     h2Request(t, twitch.OpUserByLogin, map[string]string{"login": "Friend"}),
+			body:     apiRequest(t, twitch.OpUserByLogin, map[string]string{"login": "Friend"}),
 			wantData: `{"id":"3003","login":"friend","display_name":"Friend"}`},
 		{name: "unknown login", op: twitch.OpUserByLogin,
-			body: h2Request(t, twitch.OpUserByLogin, map[string]string{"login": "nobody"}), wantError: "not_found"},
+			body: apiRequest(t, twitch.OpUserByLogin, map[string]string{"login": "nobody"}), wantError: "not_found"},
 		{name: "user by login without login", op: twitch.OpUserByLogin,
-			body: h2Request(t, twitch.OpUserByLogin, nil), wantError: "invalid"},
+			body: apiRequest(t, twitch.OpUserByLogin, nil), wantError: "invalid"},
 		{name: "channel info by id", op: twitch.OpChannelInfo,
-			body:     h2Request(t, twitch.OpChannelInfo, map[string]string{"broadcaster_id": "1001"}),
+			body:     apiRequest(t, twitch.OpChannelInfo, map[string]string{"broadcaster_id": "1001"}),
 			wantData: `{"broadcaster_id":"1001","login":"streamer","display_name":"Streamer","category":"Science & Technology","title":"Building a bot"}`},
 		{name: "channel info by login", op: twitch.OpChannelInfo,
-			body:     h2Request(t, twitch.OpChannelInfo, map[string]string{"login": "friend"}),
+			body:     apiRequest(t, twitch.OpChannelInfo, map[string]string{"login": "friend"}),
 			wantData: `{"broadcaster_id":"3003","login":"friend","display_name":"Friend","category":"Art","title":"Painting"}`},
 		{name: "unknown channel", op: twitch.OpChannelInfo,
-			body: h2Request(t, twitch.OpChannelInfo, map[string]string{"broadcaster_id": "999"}), wantError: "not_found"},
+			body: apiRequest(t, twitch.OpChannelInfo, map[string]string{"broadcaster_id": "999"}), wantError: "not_found"},
 		{name: "not JSON", op: twitch.OpChannelInfo, body: []byte("hello"), wantError: "invalid"},
 		{name: "operation differs from subject", op: twitch.OpChannelInfo,
-			body: h2Request(t, twitch.OpUserByLogin, map[string]string{"login": "friend"}), wantError: "invalid"},
+			body: apiRequest(t, twitch.OpUserByLogin, map[string]string{"login": "friend"}), wantError: "invalid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

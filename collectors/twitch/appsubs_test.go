@@ -111,7 +111,7 @@ func (f *subscriptionsFake) snapshot() []eventsub.Subscription {
 
 type appSubsEnv struct {
 	fake     *subscriptionsFake
-	accounts *h1Accounts
+	accounts *intakeAccounts
 	sub      *twitch.AppSubscriber
 }
 
@@ -124,7 +124,7 @@ func newAppSubsEnv(t *testing.T, transport helix.EventSubTransport) *appSubsEnv 
 	if err != nil {
 		t.Fatal(err)
 	}
-	accounts := &h1Accounts{}
+	accounts := &intakeAccounts{}
 	sub, err := twitch.NewAppSubscriber(twitch.AppSubscriberConfig{Helix: h, Tokens: &appTokens{tokens: []string{fakeAppToken}}, Accounts: accounts,
 		Transport: func(context.Context) (helix.EventSubTransport, error) { return transport, nil }, Logger: logging.Discard()})
 	if err != nil {

@@ -1,10 +1,14 @@
 package twitch_test
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -45,6 +49,12 @@ type rigOptions struct {
 	window       time.Duration
 	fake         *twitchtest.Server // shared fake for several replicas
 	skipAccounts bool               // accounts already saved by another replica's rig
+	// transport (default websocket); webhook needs a web server for the
+	// collector's routes, whose URL is the public URL.
+	transport     string
+	webhookSecret string
+	web           *http.ServeMux
+	publicURL     string
 }
 
 var (
@@ -91,13 +101,17 @@ func startRig(t *testing.T, conn *natsx.Conn, st *store.Store, o rigOptions) *ri
 	sockets := &countingDialer{}
 	c, err := twitch.New(twitch.Config{
 		ClientID: fake.ClientID, ClientSecret: fake.ClientSecret, Endpoints: fake.Endpoints(),
-		PublicURL: "http://localhost:1", Transport: twitch.TransportWebSocket,
-		Budget: o.budget, ModeratorBudget: o.budget, SendWindow: o.window,
+		PublicURL: cmp.Or(o.publicURL, "http://localhost:1"), Transport: cmp.Or(o.transport, twitch.TransportWebSocket),
+		WebhookSecret: o.webhookSecret,
+		Budget:        o.budget, ModeratorBudget: o.budget, SendWindow: o.window,
 		Backoff: []time.Duration{20 * time.Millisecond}, Conn: conn, Store: st,
 		Holder: fmt.Sprintf("replica-%p", &o), Dialer: sockets.dialer(), Logger: logging.Discard(),
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.web != nil {
+		c.Mount(o.web)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &rig{fake: fake, broadcaster: o.broadcaster, bot: theBot, collector: c, cancel: cancel, done: make(chan struct{}), sockets: sockets, conn: conn}
@@ -404,5 +418,70 @@ func TestNewBotAccountIsKnownAtOnce(t *testing.T) {
 		if e.User.ID == newBot.ID {
 			t.Fatalf("the new bot's own message was published: %+v", e)
 		}
+	}
+}
+
+// TestWebhookTransport: in webhook mode the collector subscribes with the
+// app token and its callback, and a notification Twitch signs and posts
+// there becomes an event; a replay of it, once stale, is refused.
+func TestWebhookTransport(t *testing.T) {
+	env := natstest.Start(t, nil)
+	st := storeFor(t)
+	mux := http.NewServeMux()
+	web := httptest.NewServer(mux)
+	t.Cleanup(web.Close)
+	const secret = "a-webhook-secret-of-some-length"
+	r := startRig(t, env.Connect(t), st, rigOptions{transport: twitch.TransportWebhook, webhookSecret: secret,
+		web: mux, publicURL: web.URL})
+
+	var chatSub twitchtest.Subscription
+	natstest.Eventually(t, 20*time.Second, "every subscription made with the webhook transport", func() bool {
+		n := 0
+		for _, sub := range r.fake.Subscriptions() {
+			if sub.Method == "webhook" && sub.Callback == web.URL+"/webhooks/twitch" && sub.Owner == "" {
+				n++
+				if sub.Type == "channel.chat.message" {
+					chatSub = sub
+				}
+			}
+		}
+		return n == len(eventsub.Specs())
+	})
+	if chatSub.Condition["user_id"] != theBot.ID {
+		t.Fatalf("app-token chat subscription reads as %q, want the bot %s", chatSub.Condition["user_id"], theBot.ID)
+	}
+
+	viewer := twitchtest.User{ID: "5551", Login: "viewer"}
+	post := func(messageID string, at time.Time) int {
+		body, _ := json.Marshal(map[string]any{
+			"subscription": map[string]any{"id": chatSub.ID, "status": "enabled", "type": "channel.chat.message", "version": "1",
+				"condition": chatSub.Condition, "transport": map[string]any{"method": "webhook", "callback": chatSub.Callback},
+				"created_at": chatSub.CreatedAt.Format(time.RFC3339Nano), "cost": 0},
+			"event": chatEvent(r.broadcaster, viewer, "hook-chat-1", "hello over a webhook"),
+		})
+		ts := at.UTC().Format(time.RFC3339Nano)
+		req, _ := http.NewRequest(http.MethodPost, web.URL+"/webhooks/twitch", bytes.NewReader(body))
+		req.Header.Set("Twitch-Eventsub-Message-Id", messageID)
+		req.Header.Set("Twitch-Eventsub-Message-Timestamp", ts)
+		req.Header.Set("Twitch-Eventsub-Message-Type", "notification")
+		req.Header.Set("Twitch-Eventsub-Message-Signature", eventsub.Sign(secret, messageID, ts, body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("hook-msg-1", time.Now()); code != http.StatusNoContent {
+		t.Fatalf("signed notification: %d, want 204", code)
+	}
+	if code := post("hook-msg-1", time.Now().Add(-11*time.Minute)); code != http.StatusForbidden {
+		t.Fatalf("an 11-minute-old replay: %d, want 403", code)
+	}
+	watch := env.Connect(t)
+	events := natstest.Decode[schemas.Event](t, watch.JS, schemas.StreamEvents, "wb.events.twitch.>")
+	if len(events) != 1 || events[0].Text != "hello over a webhook" || events[0].User.ID != viewer.ID {
+		t.Fatalf("events %+v; want the one chat message", events)
 	}
 }

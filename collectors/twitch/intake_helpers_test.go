@@ -11,21 +11,21 @@ import (
 	"github.com/waddlebot/waddlebot/schemas"
 )
 
-// h1Accounts is an Accounts whose answers the test sets.
-type h1Accounts struct {
+// intakeAccounts is an Accounts whose answers the test sets.
+type intakeAccounts struct {
 	mu       sync.Mutex
 	accounts []twitch.Account
 	err      error
 	lookups  int
 }
 
-func (a *h1Accounts) set(err error, accounts ...twitch.Account) {
+func (a *intakeAccounts) set(err error, accounts ...twitch.Account) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.accounts, a.err = accounts, err
 }
 
-func (a *h1Accounts) Connected(_ context.Context, kind string) ([]twitch.Account, error) {
+func (a *intakeAccounts) Connected(_ context.Context, kind string) ([]twitch.Account, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.lookups++
@@ -41,7 +41,7 @@ func (a *h1Accounts) Connected(_ context.Context, kind string) ([]twitch.Account
 	return out, nil
 }
 
-func (a *h1Accounts) Account(_ context.Context, userID string) (twitch.Account, error) {
+func (a *intakeAccounts) Account(_ context.Context, userID string) (twitch.Account, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, acc := range a.accounts {
@@ -52,20 +52,20 @@ func (a *h1Accounts) Account(_ context.Context, userID string) (twitch.Account, 
 	return twitch.Account{}, twitch.ErrNotConnected
 }
 
-func (a *h1Accounts) lookupCount() int {
+func (a *intakeAccounts) lookupCount() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.lookups
 }
 
-// h1Publisher records what it is asked to publish, failing while fail is set.
-type h1Publisher struct {
+// recordingPublisher records what it is asked to publish, failing while fail is set.
+type recordingPublisher struct {
 	mu     sync.Mutex
 	events []*schemas.Event
 	fail   error
 }
 
-func (p *h1Publisher) Publish(_ context.Context, ev *schemas.Event) error {
+func (p *recordingPublisher) Publish(_ context.Context, ev *schemas.Event) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.fail != nil {
@@ -75,25 +75,25 @@ func (p *h1Publisher) Publish(_ context.Context, ev *schemas.Event) error {
 	return nil
 }
 
-func (p *h1Publisher) published() []*schemas.Event {
+func (p *recordingPublisher) published() []*schemas.Event {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]*schemas.Event(nil), p.events...)
 }
 
-// h1Clock is a clock the test moves.
-type h1Clock struct {
+// intakeClock is a clock the test moves.
+type intakeClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func (c *h1Clock) Now() time.Time {
+func (c *intakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-func (c *h1Clock) advance(d time.Duration) {
+func (c *intakeClock) advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)

@@ -23,15 +23,15 @@ func chatNotification(deliveryID, chatMessageID, chatterID string) eventsub.Noti
 	}
 }
 
-func newTestIntake(accounts *h1Accounts, pub *h1Publisher, clock *h1Clock) *twitch.Intake {
+func newTestIntake(accounts *intakeAccounts, pub *recordingPublisher, clock *intakeClock) *twitch.Intake {
 	return twitch.NewIntake(twitch.IntakeConfig{Publisher: pub, Accounts: accounts, Logger: logging.Discard(), Now: clock.Now})
 }
 
 func TestIntakeDropsTheBotsOwnMessages(t *testing.T) {
-	accounts := &h1Accounts{}
+	accounts := &intakeAccounts{}
 	accounts.set(nil, bot("900"), broadcasterAccount("100"))
-	pub := &h1Publisher{}
-	clock := &h1Clock{now: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)}
+	pub := &recordingPublisher{}
+	clock := &intakeClock{now: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)}
 	in := newTestIntake(accounts, pub, clock)
 	ctx := context.Background()
 
@@ -64,10 +64,10 @@ func TestIntakeDropsTheBotsOwnMessages(t *testing.T) {
 }
 
 func TestIntakeBotLookupCachedAndFailureDoesNotBlock(t *testing.T) {
-	accounts := &h1Accounts{}
+	accounts := &intakeAccounts{}
 	accounts.set(errors.New("database down"))
-	pub := &h1Publisher{}
-	clock := &h1Clock{now: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)}
+	pub := &recordingPublisher{}
+	clock := &intakeClock{now: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)}
 	in := newTestIntake(accounts, pub, clock)
 	ctx := context.Background()
 
@@ -107,9 +107,9 @@ func TestIntakeBotLookupCachedAndFailureDoesNotBlock(t *testing.T) {
 }
 
 func TestIntakeDedupesAndRetriesFailedPublishes(t *testing.T) {
-	accounts := &h1Accounts{}
-	pub := &h1Publisher{fail: errors.New("nats down")}
-	clock := &h1Clock{now: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)}
+	accounts := &intakeAccounts{}
+	pub := &recordingPublisher{fail: errors.New("nats down")}
+	clock := &intakeClock{now: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)}
 	in := newTestIntake(accounts, pub, clock)
 	ctx := context.Background()
 
@@ -134,9 +134,9 @@ func TestIntakeDedupesAndRetriesFailedPublishes(t *testing.T) {
 }
 
 func TestIntakeIgnoresUnmappedAndMalformed(t *testing.T) {
-	accounts := &h1Accounts{}
-	pub := &h1Publisher{}
-	in := newTestIntake(accounts, pub, &h1Clock{now: time.Now()})
+	accounts := &intakeAccounts{}
+	pub := &recordingPublisher{}
+	in := newTestIntake(accounts, pub, &intakeClock{now: time.Now()})
 	tests := []eventsub.Notification{
 		{MessageID: "x", Timestamp: time.Now(), Subscription: eventsub.Subscription{Type: "channel.update", Version: "2"}, Event: json.RawMessage(`{}`)},
 		{MessageID: "y", Timestamp: time.Now(), Subscription: eventsub.Subscription{Type: eventsub.StreamOnline, Version: "1"}, Event: json.RawMessage(`{}`)},

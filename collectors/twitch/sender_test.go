@@ -13,20 +13,20 @@ import (
 	"github.com/waddlebot/waddlebot/schemas"
 )
 
-func h2Reply(text string) *schemas.Reply {
+func chatReply(text string) *schemas.Reply {
 	return &schemas.Reply{Version: schemas.Version, ID: "0f8e1c7a-0000-4000-8000-000000000001",
 		InvocationID: "0f8e1c7a-0000-4000-8000-000000000002",
-		Target: schemas.Target{Platform: schemas.PlatformTwitch, ChannelID: h2Broadcaster, ChannelName: "streamer",
-			ReplyToID: "parent-msg-1", UserID: h2Chatter},
+		Target: schemas.Target{Platform: schemas.PlatformTwitch, ChannelID: fixBroadcaster, ChannelName: "streamer",
+			ReplyToID: "parent-msg-1", UserID: fixChatter},
 		Text: text, Part: 1, Parts: 1, Visibility: schemas.VisibilityPublic, Action: schemas.ActionMessage}
 }
 
 func TestSendChatRepliesToParentAsBot(t *testing.T) {
-	env := newH2Env(t)
-	if err := env.platform.Send(context.Background(), h2Reply("hello chat")); err != nil {
+	env := newSenderEnv(t)
+	if err := env.platform.Send(context.Background(), chatReply("hello chat")); err != nil {
 		t.Fatal(err)
 	}
-	plain := h2Reply("no parent")
+	plain := chatReply("no parent")
 	plain.Target.ReplyToID = ""
 	if err := env.platform.Send(context.Background(), plain); err != nil {
 		t.Fatal(err)
@@ -35,7 +35,7 @@ func TestSendChatRepliesToParentAsBot(t *testing.T) {
 	if len(chat) != 2 {
 		t.Fatalf("chat = %+v, want 2 messages", chat)
 	}
-	if c := chat[0]; c.BroadcasterID != h2Broadcaster || c.SenderID != h2Bot || c.Text != "hello chat" ||
+	if c := chat[0]; c.BroadcasterID != fixBroadcaster || c.SenderID != fixBot || c.Text != "hello chat" ||
 		c.ReplyParentID != "parent-msg-1" || c.MessageID == "" {
 		t.Errorf("first message = %+v", c)
 	}
@@ -64,7 +64,7 @@ func TestSendChatFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := newH2Env(t)
+			env := newSenderEnv(t)
 			if tt.status != 0 {
 				env.srv.FailNextChat(1, tt.status, tt.retryAfter)
 			}
@@ -72,7 +72,7 @@ func TestSendChatFailures(t *testing.T) {
 			if text == "" {
 				text = "hello"
 			}
-			err := env.platform.Send(context.Background(), h2Reply(text))
+			err := env.platform.Send(context.Background(), chatReply(text))
 			outcome, delay := sendOutcome(err)
 			if outcome != tt.outcome {
 				t.Fatalf("Send = %v (%s), want %s", err, outcome, tt.outcome)
@@ -88,9 +88,9 @@ func TestSendChatFailures(t *testing.T) {
 }
 
 func TestSendChatDroppedIsLoggedNotRetried(t *testing.T) {
-	env := newH2Env(t)
+	env := newSenderEnv(t)
 	env.srv.DropNextChat(1, "automod_held")
-	if err := env.platform.Send(context.Background(), h2Reply("something AutoMod dislikes")); err != nil {
+	if err := env.platform.Send(context.Background(), chatReply("something AutoMod dislikes")); err != nil {
 		t.Fatalf("Send = %v, want nil (a dropped message is not retried)", err)
 	}
 	if got := env.srv.ChatCalls(); got != 1 {
@@ -105,13 +105,13 @@ func TestSendChatDroppedIsLoggedNotRetried(t *testing.T) {
 }
 
 func TestSendChatRefreshesOnceOn401(t *testing.T) {
-	env := newH2Env(t)
-	old, _ := env.tokens.UserToken(context.Background(), h2Bot)
+	env := newSenderEnv(t)
+	old, _ := env.tokens.UserToken(context.Background(), fixBot)
 	env.srv.Expire(old)
-	if err := env.platform.Send(context.Background(), h2Reply("after refresh")); err != nil {
+	if err := env.platform.Send(context.Background(), chatReply("after refresh")); err != nil {
 		t.Fatal(err)
 	}
-	if got := env.tokens.refreshCount(h2Bot); got != 1 {
+	if got := env.tokens.refreshCount(fixBot); got != 1 {
 		t.Errorf("refreshes = %d, want 1", got)
 	}
 	if got := env.srv.ChatCalls(); got != 2 {
@@ -125,28 +125,28 @@ func TestSendChatRefreshesOnceOn401(t *testing.T) {
 func TestSendChatPermanentWhenTheBotCannotChat(t *testing.T) {
 	tests := []struct {
 		name  string
-		setup func(env *h2Env)
+		setup func(env *senderEnv)
 		want  string
 	}{
-		{name: "no bot connected", setup: func(env *h2Env) {
+		{name: "no bot connected", setup: func(env *senderEnv) {
 			env.accounts.mu.Lock()
-			delete(env.accounts.accounts, h2Bot)
+			delete(env.accounts.accounts, fixBot)
 			env.accounts.mu.Unlock()
 		}, want: "/connect/twitch/bot"},
-		{name: "bot grant gone", setup: func(env *h2Env) {
+		{name: "bot grant gone", setup: func(env *senderEnv) {
 			env.tokens.mu.Lock()
-			delete(env.tokens.access, h2Bot)
+			delete(env.tokens.access, fixBot)
 			env.tokens.mu.Unlock()
 		}, want: "not connected"},
-		{name: "bot token lacks user:write:chat even after refresh", setup: func(env *h2Env) {
-			env.tokens.connect(h2Bot, "user:read:chat")
+		{name: "bot token lacks user:write:chat even after refresh", setup: func(env *senderEnv) {
+			env.tokens.connect(fixBot, "user:read:chat")
 		}, want: "user:write:chat"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := newH2Env(t)
+			env := newSenderEnv(t)
 			tt.setup(env)
-			err := env.platform.Send(context.Background(), h2Reply("hello"))
+			err := env.platform.Send(context.Background(), chatReply("hello"))
 			if outcome, _ := sendOutcome(err); outcome != "permanent" || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Send = %v (%s), want permanent mentioning %q", err, outcome, tt.want)
 			}
@@ -155,22 +155,22 @@ func TestSendChatPermanentWhenTheBotCannotChat(t *testing.T) {
 }
 
 func TestSendChatAccountsUnreadableIsTransient(t *testing.T) {
-	env := newH2Env(t)
+	env := newSenderEnv(t)
 	env.accounts.fail = errors.New("database down")
-	if outcome, _ := sendOutcome(env.platform.Send(context.Background(), h2Reply("hello"))); outcome != "failure" {
+	if outcome, _ := sendOutcome(env.platform.Send(context.Background(), chatReply("hello"))); outcome != "failure" {
 		t.Fatalf("outcome = %s, want failure (retried)", outcome)
 	}
 }
 
 func TestSendPrivateWhispers(t *testing.T) {
-	env := newH2Env(t)
-	r := h2Reply("just for you")
+	env := newSenderEnv(t)
+	r := chatReply("just for you")
 	r.Visibility = schemas.VisibilityPrivate
 	if err := env.platform.Send(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
 	w := env.srv.Whispers()
-	if len(w) != 1 || w[0].FromUserID != h2Bot || w[0].ToUserID != h2Chatter || w[0].Text != "just for you" {
+	if len(w) != 1 || w[0].FromUserID != fixBot || w[0].ToUserID != fixChatter || w[0].Text != "just for you" {
 		t.Fatalf("whispers = %+v", w)
 	}
 	if len(env.srv.Chat()) != 0 {
@@ -186,47 +186,47 @@ func TestSendShoutout(t *testing.T) {
 		wantModerator string
 	}{
 		{name: "bot moderates: bot gives it", botModerator: true,
-			data: schemas.PlatformAction{Action: schemas.ActionShoutout, TargetUserID: h2Friend}, wantModerator: h2Bot},
+			data: schemas.PlatformAction{Action: schemas.ActionShoutout, TargetUserID: fixFriend}, wantModerator: fixBot},
 		{name: "bot is no moderator: broadcaster gives it",
-			data: schemas.PlatformAction{Action: schemas.ActionShoutout, TargetUserID: h2Friend}, wantModerator: h2Broadcaster},
+			data: schemas.PlatformAction{Action: schemas.ActionShoutout, TargetUserID: fixFriend}, wantModerator: fixBroadcaster},
 		{name: "login resolved through Get Users",
-			data: schemas.PlatformAction{Action: schemas.ActionShoutout, TargetLogin: "Friend"}, wantModerator: h2Broadcaster},
+			data: schemas.PlatformAction{Action: schemas.ActionShoutout, TargetLogin: "Friend"}, wantModerator: fixBroadcaster},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := newH2Env(t)
+			env := newSenderEnv(t)
 			env.setBotModerator(tt.botModerator)
-			r := h2Reply("")
+			r := chatReply("")
 			r.Action, r.ActionData = schemas.ActionShoutout, &tt.data
 			if err := env.platform.Send(context.Background(), r); err != nil {
 				t.Fatal(err)
 			}
 			got := env.srv.Shoutouts()
-			if len(got) != 1 || got[0].FromBroadcasterID != h2Broadcaster || got[0].ToBroadcasterID != h2Friend ||
+			if len(got) != 1 || got[0].FromBroadcasterID != fixBroadcaster || got[0].ToBroadcasterID != fixFriend ||
 				got[0].ModeratorID != tt.wantModerator {
-				t.Fatalf("shoutouts = %+v, want %s → %s by %s", got, h2Broadcaster, h2Friend, tt.wantModerator)
+				t.Fatalf("shoutouts = %+v, want %s → %s by %s", got, fixBroadcaster, fixFriend, tt.wantModerator)
 			}
 		})
 	}
 }
 
 func TestSendShoutoutFallsBackWhenTheBotLostModerator(t *testing.T) {
-	env := newH2Env(t)
+	env := newSenderEnv(t)
 	env.setBotModerator(true)
-	env.srv.SetModerator(h2Broadcaster, h2Bot, false) // Twitch knows; our account does not yet
-	r := h2Reply("")
-	r.Action, r.ActionData = schemas.ActionShoutout, &schemas.PlatformAction{Action: schemas.ActionShoutout, TargetUserID: h2Friend}
+	env.srv.SetModerator(fixBroadcaster, fixBot, false) // Twitch knows; our account does not yet
+	r := chatReply("")
+	r.Action, r.ActionData = schemas.ActionShoutout, &schemas.PlatformAction{Action: schemas.ActionShoutout, TargetUserID: fixFriend}
 	if err := env.platform.Send(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	if got := env.srv.Shoutouts(); len(got) != 1 || got[0].ModeratorID != h2Broadcaster {
+	if got := env.srv.Shoutouts(); len(got) != 1 || got[0].ModeratorID != fixBroadcaster {
 		t.Fatalf("shoutouts = %+v, want one by the broadcaster", got)
 	}
 }
 
 func TestSendShoutoutUnknownLoginIsPermanent(t *testing.T) {
-	env := newH2Env(t)
-	r := h2Reply("")
+	env := newSenderEnv(t)
+	r := chatReply("")
 	r.Action, r.ActionData = schemas.ActionShoutout, &schemas.PlatformAction{Action: schemas.ActionShoutout, TargetLogin: "nobody"}
 	if outcome, _ := sendOutcome(env.platform.Send(context.Background(), r)); outcome != "permanent" {
 		t.Fatalf("outcome = %s, want permanent", outcome)
@@ -234,26 +234,26 @@ func TestSendShoutoutUnknownLoginIsPermanent(t *testing.T) {
 }
 
 func TestSendModerationActions(t *testing.T) {
-	env := newH2Env(t)
+	env := newSenderEnv(t)
 	env.setBotModerator(true)
-	timeout := h2Reply("")
+	timeout := chatReply("")
 	timeout.Action = schemas.ActionTimeout
 	timeout.ActionData = &schemas.PlatformAction{Action: schemas.ActionTimeout, TargetLogin: "chatter", DurationSeconds: 60, Reason: "spam"}
 	if err := env.platform.Send(context.Background(), timeout); err != nil {
 		t.Fatal(err)
 	}
-	if got := env.srv.Bans(); len(got) != 1 || got[0].UserID != h2Chatter || got[0].DurationSeconds != 60 ||
-		got[0].ModeratorID != h2Bot || got[0].Reason != "spam" {
+	if got := env.srv.Bans(); len(got) != 1 || got[0].UserID != fixChatter || got[0].DurationSeconds != 60 ||
+		got[0].ModeratorID != fixBot || got[0].Reason != "spam" {
 		t.Fatalf("bans = %+v", got)
 	}
 
-	del := h2Reply("")
+	del := chatReply("")
 	del.Action = schemas.ActionDelete
 	del.ActionData = &schemas.PlatformAction{Action: schemas.ActionDelete, MessageID: "bad-msg"}
 	if err := env.platform.Send(context.Background(), del); err != nil {
 		t.Fatal(err)
 	}
-	if got := env.srv.DeletedMessages(); len(got) != 1 || got[0].MessageID != "bad-msg" || got[0].ModeratorID != h2Bot {
+	if got := env.srv.DeletedMessages(); len(got) != 1 || got[0].MessageID != "bad-msg" || got[0].ModeratorID != fixBot {
 		t.Fatalf("deleted = %+v", got)
 	}
 
@@ -267,18 +267,18 @@ func TestSendModerationActions(t *testing.T) {
 func TestBudgetFor(t *testing.T) {
 	tests := []struct {
 		name  string
-		setup func(env *h2Env)
+		setup func(env *senderEnv)
 		want  int
 	}{
-		{name: "moderator", setup: func(env *h2Env) { env.setBotModerator(true) }, want: 100},
-		{name: "not moderator", setup: func(env *h2Env) { env.setBotModerator(false) }, want: 20},
-		{name: "accounts unreadable", setup: func(env *h2Env) { env.accounts.fail = errors.New("down") }, want: 20},
+		{name: "moderator", setup: func(env *senderEnv) { env.setBotModerator(true) }, want: 100},
+		{name: "not moderator", setup: func(env *senderEnv) { env.setBotModerator(false) }, want: 20},
+		{name: "accounts unreadable", setup: func(env *senderEnv) { env.accounts.fail = errors.New("down") }, want: 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := newH2Env(t)
+			env := newSenderEnv(t)
 			tt.setup(env)
-			if got := env.platform.BudgetFor(20, 100)(context.Background(), h2Reply("x")); got != tt.want {
+			if got := env.platform.BudgetFor(20, 100)(context.Background(), chatReply("x")); got != tt.want {
 				t.Fatalf("budget = %d, want %d", got, tt.want)
 			}
 		})
@@ -288,23 +288,23 @@ func TestBudgetFor(t *testing.T) {
 // TestSenderFollowsAReplacedBot: a bot account replaced since it was
 // cached does not cost a reply; the next send goes out as the new bot.
 func TestSenderFollowsAReplacedBot(t *testing.T) {
-	env := newH2Env(t)
-	if err := env.platform.Send(t.Context(), h2Reply("first")); err != nil {
+	env := newSenderEnv(t)
+	if err := env.platform.Send(t.Context(), chatReply("first")); err != nil {
 		t.Fatal(err)
 	}
 	const newBot = "5005"
 	env.srv.AddUser(twitchtest.User{ID: newBot, Login: "waddlebot2"})
-	env.tokens.connect(newBot, h2BotScopes...)
+	env.tokens.connect(newBot, fixBotScopes...)
 	env.tokens.mu.Lock()
-	delete(env.tokens.access, h2Bot)
-	delete(env.tokens.scopes, h2Bot)
+	delete(env.tokens.access, fixBot)
+	delete(env.tokens.scopes, fixBot)
 	env.tokens.mu.Unlock()
 	env.accounts.mu.Lock()
-	delete(env.accounts.accounts, h2Bot)
+	delete(env.accounts.accounts, fixBot)
 	env.accounts.mu.Unlock()
 	env.accounts.put(twitch.Account{UserID: newBot, Login: "waddlebot2", Kind: twitch.KindBot})
 
-	if err := env.platform.Send(t.Context(), h2Reply("second")); err != nil {
+	if err := env.platform.Send(t.Context(), chatReply("second")); err != nil {
 		t.Fatalf("send after the bot was replaced: %v", err)
 	}
 	sent := env.srv.Chat()

@@ -48,7 +48,7 @@ func newWebhookEnv(t *testing.T) *webhookEnv {
 	t.Helper()
 	e := &webhookEnv{env: natstest.Start(t, nil)}
 	intake := twitch.NewIntake(twitch.IntakeConfig{Publisher: collectors.NewPublisher(e.env.Conn.JS, logging.Discard()),
-		Accounts: &h1Accounts{}, Logger: logging.Discard()})
+		Accounts: &intakeAccounts{}, Logger: logging.Discard()})
 	h, err := twitch.NewWebhook(twitch.WebhookConfig{Secret: webhookSecret, Intake: intake, Now: func() time.Time { return webhookNow },
 		OnRevocation: func(_ context.Context, sub eventsub.Subscription) { e.revoked = append(e.revoked, sub) },
 		Logger:       logging.Discard()})
@@ -178,8 +178,8 @@ func TestWebhookDuplicateNotificationPublishedOnce(t *testing.T) {
 }
 
 func TestWebhookPublishFailureAsksForRetry(t *testing.T) {
-	pub := &h1Publisher{fail: errors.New("nats down")}
-	intake := twitch.NewIntake(twitch.IntakeConfig{Publisher: pub, Accounts: &h1Accounts{}})
+	pub := &recordingPublisher{fail: errors.New("nats down")}
+	intake := twitch.NewIntake(twitch.IntakeConfig{Publisher: pub, Accounts: &intakeAccounts{}})
 	h, err := twitch.NewWebhook(twitch.WebhookConfig{Secret: webhookSecret, Intake: intake, Now: func() time.Time { return webhookNow }})
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ func TestWebhookPublishFailureAsksForRetry(t *testing.T) {
 }
 
 func TestNewWebhookRefusesWeakConfig(t *testing.T) {
-	intake := twitch.NewIntake(twitch.IntakeConfig{Publisher: &h1Publisher{}, Accounts: &h1Accounts{}})
+	intake := twitch.NewIntake(twitch.IntakeConfig{Publisher: &recordingPublisher{}, Accounts: &intakeAccounts{}})
 	if _, err := twitch.NewWebhook(twitch.WebhookConfig{Secret: "short", Intake: intake}); err == nil {
 		t.Error("a 5-character secret was accepted")
 	}

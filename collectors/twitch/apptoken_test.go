@@ -26,28 +26,28 @@ import (
 func TestRefusedAppTokenIsReplaced(t *testing.T) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, env *h2Env) error
+		run  func(t *testing.T, env *senderEnv) error
 	}{
-		{name: "user lookup", run: func(t *testing.T, env *h2Env) error {
-			resp := h2ServeAPIOn(t, env)(twitch.OpUserByLogin, h2Request(t, twitch.OpUserByLogin, map[string]string{"login": "friend"}))
+		{name: "user lookup", run: func(t *testing.T, env *senderEnv) error {
+			resp := serveAPIOn(t, env)(twitch.OpUserByLogin, apiRequest(t, twitch.OpUserByLogin, map[string]string{"login": "friend"}))
 			if resp.Error != nil {
 				return errors.New(resp.Error.Code + ": " + resp.Error.Message)
 			}
 			return nil
 		}},
-		{name: "channel info", run: func(t *testing.T, env *h2Env) error {
-			resp := h2ServeAPIOn(t, env)(twitch.OpChannelInfo, h2Request(t, twitch.OpChannelInfo, map[string]string{"broadcaster_id": h2Friend}))
+		{name: "channel info", run: func(t *testing.T, env *senderEnv) error {
+			resp := serveAPIOn(t, env)(twitch.OpChannelInfo, apiRequest(t, twitch.OpChannelInfo, map[string]string{"broadcaster_id": fixFriend}))
 			if resp.Error != nil {
 				return errors.New(resp.Error.Code + ": " + resp.Error.Message)
 			}
 			return nil
 		}},
-		{name: "shoutout to a login", run: func(t *testing.T, env *h2Env) error {
-			r := h2Reply("")
+		{name: "shoutout to a login", run: func(t *testing.T, env *senderEnv) error {
+			r := chatReply("")
 			r.Action, r.ActionData = schemas.ActionShoutout, &schemas.PlatformAction{Action: schemas.ActionShoutout, TargetLogin: "friend"}
 			return env.platform.Send(context.Background(), r)
 		}},
-		{name: "webhook subscriptions", run: func(t *testing.T, env *h2Env) error {
+		{name: "webhook subscriptions", run: func(t *testing.T, env *senderEnv) error {
 			sub, err := twitch.NewAppSubscriber(twitch.AppSubscriberConfig{Helix: env.helix, Tokens: env.tokens, Accounts: env.accounts,
 				Transport: func(context.Context) (helix.EventSubTransport, error) {
 					return helix.EventSubTransport{Method: "webhook", Callback: "https://bot.example/webhooks/twitch", Secret: "0123456789abcdef"}, nil
@@ -63,7 +63,7 @@ func TestRefusedAppTokenIsReplaced(t *testing.T) {
 			}
 			return nil
 		}},
-		{name: "conduit setup", run: func(t *testing.T, env *h2Env) error {
+		{name: "conduit setup", run: func(t *testing.T, env *senderEnv) error {
 			nenv := natstest.Start(t, nil)
 			kv, err := nenv.Conn.JS.KeyValue(context.Background(), streams.BucketLeases)
 			if err != nil {
@@ -84,7 +84,7 @@ func TestRefusedAppTokenIsReplaced(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := newH2Env(t)
+			env := newSenderEnv(t)
 			refused, _ := env.tokens.AppToken(context.Background())
 			env.srv.Expire(refused)
 			if err := tt.run(t, env); err != nil {
@@ -99,12 +99,12 @@ func TestRefusedAppTokenIsReplaced(t *testing.T) {
 
 // A token Twitch keeps refusing is not asked for again and again.
 func TestAppTokenRefusedTwiceGivesUp(t *testing.T) {
-	env := newH2Env(t)
+	env := newSenderEnv(t)
 	env.tokens.refuseApp = env.srv.Expire
 	refused, _ := env.tokens.AppToken(context.Background())
 	env.srv.Expire(refused)
-	ask := h2ServeAPIOn(t, env)
-	resp := ask(twitch.OpUserByLogin, h2Request(t, twitch.OpUserByLogin, map[string]string{"login": "friend"}))
+	ask := serveAPIOn(t, env)
+	resp := ask(twitch.OpUserByLogin, apiRequest(t, twitch.OpUserByLogin, map[string]string{"login": "friend"}))
 	if resp.Error == nil || resp.Error.Code != "unauthorized" {
 		t.Fatalf("answer = %+v, want unauthorized", resp.Error)
 	}
@@ -130,7 +130,7 @@ func (h *heldTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // Shutting down with every lookup slot busy and more requests waiting
 // waits for the lookups running and starts no new one.
 func TestServeAPIShutdownUnderLoad(t *testing.T) {
-	env := newH2Env(t)
+	env := newSenderEnv(t)
 	held := &heldTransport{}
 	h, err := twitch.NewHelix(env.srv.ClientID, env.srv.ClientSecret, "", env.srv.Endpoints(), &http.Client{Transport: held})
 	if err != nil {
@@ -147,7 +147,7 @@ func TestServeAPIShutdownUnderLoad(t *testing.T) {
 	client := natstest.Connect(t, nenv.Server)
 	subject := schemas.APISubject(schemas.PlatformTwitch, twitch.OpUserByLogin)
 	inbox := nats.NewInbox()
-	body := h2Request(t, twitch.OpUserByLogin, map[string]string{"login": "friend"})
+	body := apiRequest(t, twitch.OpUserByLogin, map[string]string{"login": "friend"})
 	var sent sync.WaitGroup
 	natstest.Eventually(t, 10*time.Second, "the API serving", func() bool {
 		_, err := client.NC.Request(subject, []byte("not JSON"), time.Second)

@@ -15,8 +15,8 @@ import (
 	"github.com/waddlebot/waddlebot/collectors/twitch/twitchtest"
 )
 
-// h2Tokens hands out tokens the fake issued; Refresh issues a new one.
-type h2Tokens struct {
+// fakeTokens hands out tokens the fake issued; Refresh issues a new one.
+type fakeTokens struct {
 	srv *twitchtest.Server
 
 	mu        sync.Mutex
@@ -30,13 +30,13 @@ type h2Tokens struct {
 	refreshes map[string]int
 }
 
-func newH2Tokens(srv *twitchtest.Server) *h2Tokens {
-	return &h2Tokens{srv: srv, access: map[string]string{}, scopes: map[string][]string{},
+func newFakeTokens(srv *twitchtest.Server) *fakeTokens {
+	return &fakeTokens{srv: srv, access: map[string]string{}, scopes: map[string][]string{},
 		app: srv.IssueToken("", time.Hour).Access, refreshes: map[string]int{}}
 }
 
 // connect gives userID a token with scopes.
-func (tk *h2Tokens) connect(userID string, scopes ...string) string {
+func (tk *fakeTokens) connect(userID string, scopes ...string) string {
 	tok := tk.srv.IssueToken(userID, time.Hour, scopes...)
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
@@ -44,7 +44,7 @@ func (tk *h2Tokens) connect(userID string, scopes ...string) string {
 	return tok.Access
 }
 
-func (tk *h2Tokens) UserToken(_ context.Context, userID string) (string, error) {
+func (tk *fakeTokens) UserToken(_ context.Context, userID string) (string, error) {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
 	tok, ok := tk.access[userID]
@@ -54,7 +54,7 @@ func (tk *h2Tokens) UserToken(_ context.Context, userID string) (string, error) 
 	return tok, nil
 }
 
-func (tk *h2Tokens) Refresh(_ context.Context, userID, refused string) (string, error) {
+func (tk *fakeTokens) Refresh(_ context.Context, userID, refused string) (string, error) {
 	tk.mu.Lock()
 	scopes, ok := tk.scopes[userID]
 	if current := tk.access[userID]; ok && refused != "" && current != refused {
@@ -71,7 +71,7 @@ func (tk *h2Tokens) Refresh(_ context.Context, userID, refused string) (string, 
 
 // AppToken hands out the app token, getting a new one from the fake after
 // the last was refused.
-func (tk *h2Tokens) AppToken(context.Context) (string, error) {
+func (tk *fakeTokens) AppToken(context.Context) (string, error) {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
 	if tk.app == "" {
@@ -84,7 +84,7 @@ func (tk *h2Tokens) AppToken(context.Context) (string, error) {
 	return tk.app, nil
 }
 
-func (tk *h2Tokens) AppTokenRefused(token string) {
+func (tk *fakeTokens) AppTokenRefused(token string) {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
 	if tk.app == token {
@@ -93,26 +93,26 @@ func (tk *h2Tokens) AppTokenRefused(token string) {
 }
 
 // appTokens counts the app tokens handed out after the first.
-func (tk *h2Tokens) appTokens() int {
+func (tk *fakeTokens) appTokens() int {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
 	return tk.appIssued
 }
 
-func (tk *h2Tokens) refreshCount(userID string) int {
+func (tk *fakeTokens) refreshCount(userID string) int {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
 	return tk.refreshes[userID]
 }
 
-// h2Accounts is a fixed list of accounts.
-type h2Accounts struct {
+// fakeAccounts is a fixed list of accounts.
+type fakeAccounts struct {
 	mu       sync.Mutex
 	accounts map[string]twitch.Account
 	fail     error
 }
 
-func (a *h2Accounts) put(acc twitch.Account) {
+func (a *fakeAccounts) put(acc twitch.Account) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.accounts == nil {
@@ -122,7 +122,7 @@ func (a *h2Accounts) put(acc twitch.Account) {
 	a.accounts[acc.UserID] = acc
 }
 
-func (a *h2Accounts) Connected(_ context.Context, kind string) ([]twitch.Account, error) {
+func (a *fakeAccounts) Connected(_ context.Context, kind string) ([]twitch.Account, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.fail != nil {
@@ -137,7 +137,7 @@ func (a *h2Accounts) Connected(_ context.Context, kind string) ([]twitch.Account
 	return out, nil
 }
 
-func (a *h2Accounts) Account(_ context.Context, userID string) (twitch.Account, error) {
+func (a *fakeAccounts) Account(_ context.Context, userID string) (twitch.Account, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.fail != nil {
@@ -152,62 +152,62 @@ func (a *h2Accounts) Account(_ context.Context, userID string) (twitch.Account, 
 
 // Fixture ids.
 const (
-	h2Broadcaster = "1001"
-	h2Bot         = "2002"
-	h2Friend      = "3003"
-	h2Chatter     = "4004"
+	fixBroadcaster = "1001"
+	fixBot         = "2002"
+	fixFriend      = "3003"
+	fixChatter     = "4004"
 )
 
 var (
-	h2BotScopes = []string{"user:read:chat", "user:write:chat", "user:bot", "user:manage:whispers",
+	fixBotScopes = []string{"user:read:chat", "user:write:chat", "user:bot", "user:manage:whispers",
 		"moderator:manage:shoutouts", "moderator:manage:banned_users", "moderator:manage:chat_messages"}
-	h2BroadcasterScopes = []string{"channel:bot", "moderator:manage:shoutouts",
+	fixBroadcasterScopes = []string{"channel:bot", "moderator:manage:shoutouts",
 		"moderator:manage:banned_users", "moderator:manage:chat_messages"}
 )
 
-// h2Env is a fake Twitch with a broadcaster, a bot, a friend channel and a
+// senderEnv is a fake Twitch with a broadcaster, a bot, a friend channel and a
 // chatter, all connected.
-type h2Env struct {
+type senderEnv struct {
 	srv      *twitchtest.Server
 	helix    *twitch.Helix
-	tokens   *h2Tokens
-	accounts *h2Accounts
+	tokens   *fakeTokens
+	accounts *fakeAccounts
 	logs     *syncBuffer
 	platform *twitch.Platform
 }
 
-func newH2Env(t *testing.T) *h2Env {
+func newSenderEnv(t *testing.T) *senderEnv {
 	t.Helper()
 	srv := twitchtest.New(t)
-	srv.AddUser(twitchtest.User{ID: h2Broadcaster, Login: "streamer", DisplayName: "Streamer",
+	srv.AddUser(twitchtest.User{ID: fixBroadcaster, Login: "streamer", DisplayName: "Streamer",
 		Category: "Science & Technology", Title: "Building a bot"})
-	srv.AddUser(twitchtest.User{ID: h2Bot, Login: "waddlebot", DisplayName: "WaddleBot"})
-	srv.AddUser(twitchtest.User{ID: h2Friend, Login: "friend", DisplayName: "Friend", Category: "Art", Title: "Painting"})
-	srv.AddUser(twitchtest.User{ID: h2Chatter, Login: "chatter"})
+	srv.AddUser(twitchtest.User{ID: fixBot, Login: "waddlebot", DisplayName: "WaddleBot"})
+	srv.AddUser(twitchtest.User{ID: fixFriend, Login: "friend", DisplayName: "Friend", Category: "Art", Title: "Painting"})
+	srv.AddUser(twitchtest.User{ID: fixChatter, Login: "chatter"})
 	h, err := twitch.NewHelix(srv.ClientID, srv.ClientSecret, "", srv.Endpoints(), srv.HTTP.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := newH2Tokens(srv)
-	tokens.connect(h2Bot, h2BotScopes...)
-	tokens.connect(h2Broadcaster, h2BroadcasterScopes...)
-	accounts := &h2Accounts{}
-	accounts.put(twitch.Account{UserID: h2Bot, Login: "waddlebot", Kind: twitch.KindBot})
-	accounts.put(twitch.Account{UserID: h2Broadcaster, Login: "streamer", Kind: twitch.KindBroadcaster})
+	tokens := newFakeTokens(srv)
+	tokens.connect(fixBot, fixBotScopes...)
+	tokens.connect(fixBroadcaster, fixBroadcasterScopes...)
+	accounts := &fakeAccounts{}
+	accounts.put(twitch.Account{UserID: fixBot, Login: "waddlebot", Kind: twitch.KindBot})
+	accounts.put(twitch.Account{UserID: fixBroadcaster, Login: "streamer", Kind: twitch.KindBroadcaster})
 	logs := &syncBuffer{}
 	p, err := twitch.NewPlatform(twitch.SenderConfig{Helix: h, Tokens: tokens, Accounts: accounts,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &h2Env{srv: srv, helix: h, tokens: tokens, accounts: accounts, logs: logs, platform: p}
+	return &senderEnv{srv: srv, helix: h, tokens: tokens, accounts: accounts, logs: logs, platform: p}
 }
 
 // setBotModerator makes the bot a moderator of the broadcaster (or not),
 // both on the fake and in the stored account.
-func (e *h2Env) setBotModerator(mod bool) {
-	e.srv.SetModerator(h2Broadcaster, h2Bot, mod)
-	e.accounts.put(twitch.Account{UserID: h2Broadcaster, Login: "streamer", Kind: twitch.KindBroadcaster, BotIsModerator: mod})
+func (e *senderEnv) setBotModerator(mod bool) {
+	e.srv.SetModerator(fixBroadcaster, fixBot, mod)
+	e.accounts.put(twitch.Account{UserID: fixBroadcaster, Login: "streamer", Kind: twitch.KindBroadcaster, BotIsModerator: mod})
 }
 
 type syncBuffer struct {
