@@ -199,6 +199,7 @@ func chatEvent(broadcaster, chatter twitchtest.User, messageID, text string, bad
 // the router and core module → the reply sent through Helix as the bot,
 // threaded under the message that asked.
 func TestPingThroughTwitch(t *testing.T) {
+	t.Parallel()
 	p := pipelinetest.Start(t, pipelinetest.Options{})
 	r := startRig(t, p.Env.Connect(t), p.Store, rigOptions{})
 	r.waitSubscribed(t)
@@ -323,12 +324,14 @@ func (h *conformanceHarness) Sent() []conformance.SentMessage {
 func (h *conformanceHarness) FailNextSends(n int) { h.r.fake.FailNextChat(n, 503, 0) }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	conformance.Run(t, func(t *testing.T) conformance.Harness { return &conformanceHarness{} })
 }
 
 // TestFailover: two replicas, one EventSub connection; when its holder
 // dies the other connects within the lease time and events keep flowing.
 func TestFailover(t *testing.T) {
+	t.Parallel()
 	env := natstest.Start(t, func(c *streams.Config) { c.LeaseTTL = 3 * time.Second })
 	st := storeFor(t)
 	fake := twitchtest.New(t)
@@ -425,6 +428,7 @@ func TestNewBotAccountIsKnownAtOnce(t *testing.T) {
 // app token and its callback, and a notification Twitch signs and posts
 // there becomes an event; a replay of it, once stale, is refused.
 func TestWebhookTransport(t *testing.T) {
+	t.Parallel()
 	env := natstest.Start(t, nil)
 	st := storeFor(t)
 	mux := http.NewServeMux()

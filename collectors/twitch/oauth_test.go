@@ -150,6 +150,7 @@ func sameSet(a, b []string) bool {
 }
 
 func TestConnectRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	tests := []struct {
 		name       string

@@ -54,6 +54,7 @@ func TestSessionsDeliverNotifications(t *testing.T) {
 }
 
 func TestSessionsReconnectWhenSocketEnds(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		breakIt func(e *wsEnv, id string)
@@ -157,6 +158,7 @@ func TestSessionsFollowSessionReconnect(t *testing.T) {
 // session: without it the channel would miss that event type until the
 // next reconnect.
 func TestSessionsRetrySubscriptions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		subType    string
@@ -204,6 +206,7 @@ func TestSessionsRetrySubscriptions(t *testing.T) {
 // that it is made again on a new one, rather than the channel going on
 // without that event type.
 func TestSessionsReconnectWhenASubscriptionKeepsFailing(t *testing.T) {
+	t.Parallel()
 	e := newWSEnv(t)
 	e.broadcaster(wsBroadcaster, wsLogin)
 	e.fake.FailNextSubscriptions("stream.offline", -1, http.StatusServiceUnavailable, 0)
@@ -281,6 +284,7 @@ func TestSessionsFollowAccountNotices(t *testing.T) {
 }
 
 func TestSessionsOneHolderAtATime(t *testing.T) {
+	t.Parallel()
 	e := newWSEnv(t)
 	e.broadcaster(wsBroadcaster, wsLogin)
 	stopA := e.runSessions(t, "replica-a")
