@@ -24,7 +24,15 @@ const (
 	BucketHeartbeats = "wb_heartbeats" // module heartbeats
 	BucketFailures   = "wb_failures"   // handler-failure counts per message
 	BucketAIMemory   = "wb_ai_memory"  // per-channel AI conversation memory
+	// BucketInteractions holds what a collector needs to answer a slash
+	// command later (a Discord interaction token, a Slack response URL),
+	// keyed "<platform>.<event id token>", for as long as the platform
+	// accepts follow-ups (Discord: 15 minutes).
+	BucketInteractions = "wb_interactions"
 )
+
+// InteractionsTTL is how long a slash command can be answered.
+const InteractionsTTL = 15 * time.Minute
 
 // MaxMessageBytes is the largest message any stream takes.
 const MaxMessageBytes = 1 << 20
@@ -128,6 +136,7 @@ func (c Config) Buckets() []jetstream.KeyValueConfig {
 		kv(BucketHeartbeats, "Module heartbeats", c.HeartbeatTTL),
 		kv(BucketFailures, "Handler-failure counts per message", c.FailuresTTL),
 		kv(BucketAIMemory, "Per-channel AI conversation memory", c.AIMemoryTTL),
+		kv(BucketInteractions, "Slash-command follow-up handles (Discord interaction tokens, Slack response URLs)", InteractionsTTL),
 	}
 }
 

@@ -104,6 +104,24 @@ type Config struct {
 	TwitchSendBudget    int
 	TwitchModSendBudget int
 	TwitchConduitShards int
+
+	// Discord.
+	DiscordBotToken     string
+	DiscordAppID        string
+	DiscordClientSecret string
+	DiscordAPIURL       string
+	DiscordGatewayURL   string
+	DiscordShards       int
+
+	// Slack.
+	SlackAppToken      string
+	SlackBotToken      string
+	SlackClientID      string
+	SlackClientSecret  string
+	SlackSigningSecret string
+	SlackAPIURL        string
+	SlackTransport     string
+	SlackSendBudget    int
 }
 
 // Kind of value a setting holds.
@@ -133,6 +151,8 @@ const (
 	GroupSecrets   Group = "secrets"
 	GroupData      Group = "data"
 	GroupTwitch    Group = "twitch"
+	GroupDiscord   Group = "discord"
+	GroupSlack     Group = "slack"
 )
 
 // Setting is one row of the table.
@@ -370,6 +390,36 @@ func Table() []Setting {
 			func(c *Config) *int { return &c.TwitchModSendBudget }, 1),
 		integer("TWITCH_CONDUIT_SHARDS", GroupTwitch, 1, "shards of the conduit in conduit mode (spread over collector replicas)",
 			func(c *Config) *int { return &c.TwitchConduitShards }, 1),
+
+		secret("DISCORD_BOT_TOKEN", GroupDiscord, "", "Discord bot token (discord.com/developers → your application → Bot); the Discord collector runs when it is set",
+			func(c *Config) *string { return &c.DiscordBotToken }),
+		str("DISCORD_APPLICATION_ID", GroupDiscord, "", "Discord application id (also the OAuth2 client id of the install link)",
+			func(c *Config) *string { return &c.DiscordAppID }),
+		secret("DISCORD_CLIENT_SECRET", GroupDiscord, "", "Discord OAuth2 client secret (the install link's callback exchanges its code with it)",
+			func(c *Config) *string { return &c.DiscordClientSecret }),
+		str("DISCORD_API_URL", GroupDiscord, "https://discord.com/api/v9", "Discord REST base URL (OAuth2 lives under it too)",
+			func(c *Config) *string { return &c.DiscordAPIURL }, urlWithScheme("http", "https")),
+		str("DISCORD_GATEWAY_URL", GroupDiscord, "", "Discord gateway WebSocket URL; empty: the one GET /gateway/bot returns",
+			func(c *Config) *string { return &c.DiscordGatewayURL }, urlWithScheme("ws", "wss")),
+		integer("DISCORD_SHARDS", GroupDiscord, 0, "gateway shards; 0: as many as GET /gateway/bot recommends",
+			func(c *Config) *int { return &c.DiscordShards }, 0),
+
+		secret("SLACK_APP_TOKEN", GroupSlack, "", "Slack app-level token (xapp-…, connections:write) for Socket Mode",
+			func(c *Config) *string { return &c.SlackAppToken }),
+		secret("SLACK_BOT_TOKEN", GroupSlack, "", "Slack bot token (xoxb-…) of a workspace the app is installed in by hand; more workspaces install through /connect/slack",
+			func(c *Config) *string { return &c.SlackBotToken }),
+		str("SLACK_CLIENT_ID", GroupSlack, "", "Slack app client id (OAuth v2 install link)",
+			func(c *Config) *string { return &c.SlackClientID }),
+		secret("SLACK_CLIENT_SECRET", GroupSlack, "", "Slack app client secret",
+			func(c *Config) *string { return &c.SlackClientSecret }),
+		secret("SLACK_SIGNING_SECRET", GroupSlack, "", "Slack signing secret (Events API and slash commands over HTTP)",
+			func(c *Config) *string { return &c.SlackSigningSecret }),
+		str("SLACK_API_URL", GroupSlack, "https://slack.com/api/", "Slack Web API base URL (OAuth and Socket Mode's apps.connections.open live under it)",
+			func(c *Config) *string { return &c.SlackAPIURL }, urlWithScheme("http", "https")),
+		str("SLACK_TRANSPORT", GroupSlack, "socket", "how events reach the bot: socket (Socket Mode, app-level token) or events (Events API over HTTP at PUBLIC_URL/webhooks/slack)",
+			func(c *Config) *string { return &c.SlackTransport }, oneOf("socket", "events")),
+		integer("SLACK_SEND_BUDGET", GroupSlack, 1, "Slack messages per channel per second (bursts beyond wait their turn)",
+			func(c *Config) *int { return &c.SlackSendBudget }, 1),
 
 		boolean("CONSOLE_ENABLED", GroupCollector, false, "serve the console platform and the dev chat page outside waddlebot dev (they trust the role a sender claims)",
 			func(c *Config) *bool { return &c.ConsoleEnabled }),
