@@ -25,7 +25,7 @@ func runDev(ctx context.Context, args []string) error {
 	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server (0: 4222, or the next free port above it)")
 	// No NATS settings: dev runs its own server.
 	p, err := parse(fs, args, config.GroupDatabase, config.GroupHTTP, config.GroupSecrets,
-		config.GroupStreams, config.GroupData, config.GroupRouter, config.GroupAction, config.GroupCollector, config.GroupTwitch)
+		config.GroupStreams, config.GroupData, config.GroupRouter, config.GroupAction, config.GroupCollector, config.GroupTwitch, config.GroupDiscord, config.GroupSlack)
 	if err != nil {
 		return err
 	}
@@ -95,6 +95,18 @@ func runDev(ctx context.Context, args []string) error {
 			return err
 		}
 		platforms += ", twitch (connect a channel at " + publicURL(p, addr) + "/connect/twitch)"
+	}
+	if discordConfigured(p) {
+		if err := addDiscord(ctx, d, srv, p, conn, st, addr); err != nil {
+			return err
+		}
+		platforms += ", discord (add the bot to a server at " + publicURL(p, addr) + "/connect/discord)"
+	}
+	if slackConfigured(p) {
+		if err := addSlack(ctx, d, srv, p, conn, st, addr); err != nil {
+			return err
+		}
+		platforms += ", slack (install at " + publicURL(p, addr) + "/connect/slack)"
 	}
 	page := "http://" + addr + "/"
 	fmt.Fprintf(os.Stderr, "\nWaddleBot dev is up.\n  NATS       %s (also in %s)\n  chat page  %s\n  modules    %s\n  platforms  %s\n  try        waddlebot say \"!ping\"\n\n",

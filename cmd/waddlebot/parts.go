@@ -15,6 +15,8 @@ import (
 	"github.com/waddlebot/waddlebot/actions/builtin"
 	"github.com/waddlebot/waddlebot/collectors"
 	"github.com/waddlebot/waddlebot/collectors/console"
+	"github.com/waddlebot/waddlebot/collectors/discord"
+	"github.com/waddlebot/waddlebot/collectors/slack"
 	"github.com/waddlebot/waddlebot/collectors/twitch"
 	"github.com/waddlebot/waddlebot/internal/config"
 	"github.com/waddlebot/waddlebot/internal/daemon"
@@ -104,6 +106,52 @@ func addTwitch(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st
 	d.Add(daemon.StageIntake, "twitch eventsub", c.RunIntake)
 	d.Add(daemon.StageSenders, "twitch sender", c.Sender().Run)
 	return nil
+}
+
+// addDiscord runs a Discord collector replica: the gateway shards it can
+// hold, the install link, and the reply sender.
+func addDiscord(ctx context.Context, d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, addr string) error {
+	c, err := discord.New(ctx, discord.Config{
+		BotToken: p.DiscordBotToken, AppID: p.DiscordAppID, ClientSecret: p.DiscordClientSecret,
+		Endpoints: discord.Endpoints{API: p.DiscordAPIURL, Gateway: p.DiscordGatewayURL}, Shards: p.DiscordShards,
+		PublicURL:         publicURL(p, addr),
+		SenderConcurrency: p.SenderConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
+		Conn: conn, Store: st, Holder: replicaName(), Logger: p.log,
+	})
+	if err != nil {
+		return err
+	}
+	c.Mount(srv)
+	srv.AddCheck("discord sender", ops.Ready(c.Sender().Ready))
+	d.Add(daemon.StageIntake, "discord gateway", c.RunIntake)
+	d.Add(daemon.StageSenders, "discord sender", c.Sender().Run)
+	return nil
+}
+
+// addSlack runs a Slack collector replica: Socket Mode or the Events API,
+// the install link, and the reply sender.
+func addSlack(ctx context.Context, d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, addr string) error {
+	c, err := slack.New(ctx, slack.Config{
+		AppToken: p.SlackAppToken, BotToken: p.SlackBotToken, ClientID: p.SlackClientID, ClientSecret: p.SlackClientSecret,
+		SigningSecret: p.SlackSigningSecret, APIURL: p.SlackAPIURL, Transport: p.SlackTransport,
+		PublicURL: publicURL(p, addr), Budget: p.SlackSendBudget, Window: time.Second,
+		SenderConcurrency: p.SenderConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
+		Conn: conn, Store: st, Holder: replicaName(), Logger: p.log,
+	})
+	if err != nil {
+		return err
+	}
+	c.Mount(srv)
+	srv.AddCheck("slack sender", ops.Ready(c.Sender().Ready))
+	d.Add(daemon.StageIntake, "slack intake", c.RunIntake)
+	d.Add(daemon.StageSenders, "slack sender", c.Sender().Run)
+	return nil
+}
+
+func discordConfigured(p parsed) bool { return p.DiscordBotToken != "" }
+
+func slackConfigured(p parsed) bool {
+	return p.SlackAppToken != "" || p.SlackSigningSecret != "" && (p.SlackBotToken != "" || p.SlackClientID != "")
 }
 
 // twitchConfigured reports whether the Twitch application is set, so dev
@@ -217,7 +265,7 @@ func runAction(ctx context.Context, args []string) error {
 }
 
 func runCollector(ctx context.Context, args []string) error {
-	p, err := parse(partFlags("collector"), args, append(partGroups, config.GroupCollector, config.GroupTwitch)...)
+	p, err := parse(partFlags("collector"), args, append(partGroups, config.GroupCollector, config.GroupTwitch, config.GroupDiscord, config.GroupSlack)...)
 	if err != nil {
 		return err
 	}
@@ -236,8 +284,14 @@ func runCollector(ctx context.Context, args []string) error {
 		return runPart(ctx, p, "collector twitch", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, addr string) error {
 			return addTwitch(d, srv, p, conn, st, addr, false)
 		})
-	case schemas.PlatformDiscord, schemas.PlatformSlack:
-		return fmt.Errorf("the %s collector is not part of this build yet", p.args[0])
+	case schemas.PlatformDiscord:
+		return runPart(ctx, p, "collector discord", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, addr string) error {
+			return addDiscord(ctx, d, srv, p, conn, st, addr)
+		})
+	case schemas.PlatformSlack:
+		return runPart(ctx, p, "collector slack", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, addr string) error {
+			return addSlack(ctx, d, srv, p, conn, st, addr)
+		})
 	}
 	return usageError("unknown platform %q; platforms: %v", p.args[0], schemas.Platforms)
 }

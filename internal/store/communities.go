@@ -31,11 +31,28 @@ func scanCommunity(row pgx.Row) (schemas.Community, error) {
 
 // ResolveChannel finds the community of a platform channel. A channel nobody
 // has claimed gets a provisional community of its own, created here; two
-// routers racing to create it end with one.
+// routers racing to create it end with one. A channel of a server (a
+// Discord guild, a Slack workspace) joins its server's community instead:
+// the server is recorded as a channel whose id is the server id, so every
+// channel of one server shares one community until an owner moves them.
 func (s *Store) ResolveChannel(ctx context.Context, ch Channel) (schemas.Community, error) {
 	c, err := s.channelCommunity(ctx, ch.Platform, ch.ChannelID)
 	if err == nil || !errors.Is(err, ErrNotFound) {
 		return c, err
+	}
+	if ch.ServerID != "" && ch.ServerID != ch.ChannelID {
+		server, err := s.ResolveChannel(ctx, Channel{Platform: ch.Platform, ChannelID: ch.ServerID, ServerID: ch.ServerID})
+		if err != nil {
+			return schemas.Community{}, err
+		}
+		if _, err := s.pool.Exec(ctx, `
+			INSERT INTO channels (platform, channel_id, server_id, name, community_id) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (platform, channel_id) DO NOTHING`,
+			ch.Platform, ch.ChannelID, ch.ServerID, ch.Name, server.ID); err != nil {
+			return schemas.Community{}, fmt.Errorf("store: unable to record channel: %w", err)
+		}
+		// Whoever recorded it first decided.
+		return s.channelCommunity(ctx, ch.Platform, ch.ChannelID)
 	}
 	name := ch.Name
 	if name == "" {

@@ -447,3 +447,38 @@ func TestAliasRunCountedOnceUnderRace(t *testing.T) {
 		}
 	}
 }
+
+// TestServerChannelsShareACommunity: channels of one Discord guild or
+// Slack workspace land in one provisional community, also when their
+// first messages race; another server gets its own.
+func TestServerChannelsShareACommunity(t *testing.T) {
+	s := storetest.New(t)
+	var wg sync.WaitGroup
+	ids := make([]string, 6)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := s.ResolveChannel(ctx, store.Channel{Platform: "discord", ChannelID: fmt.Sprintf("chan-%d", i%3), ServerID: "guild-1"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = c.ID
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("channels of one guild got communities %v; want one", ids)
+		}
+	}
+	guild, err := s.ResolveChannel(ctx, store.Channel{Platform: "discord", ChannelID: "guild-1", ServerID: "guild-1"})
+	if err != nil || guild.ID != ids[0] || !guild.Provisional {
+		t.Fatalf("the guild's own record: %+v %v; want provisional community %s", guild, err, ids[0])
+	}
+	other, err := s.ResolveChannel(ctx, store.Channel{Platform: "discord", ChannelID: "chan-9", ServerID: "guild-2"})
+	if err != nil || other.ID == ids[0] {
+		t.Fatalf("another guild's channel: %+v %v; want a community of its own", other, err)
+	}
+}

@@ -49,7 +49,9 @@ func (s *Server) Close() {
 func (s *Server) APIURL() string { return s.HTTP.URL + "/api/v9" }
 
 // GatewayURL is the gateway WebSocket URL GET /gateway/bot hands out.
-func (s *Server) GatewayURL() string { return "ws" + strings.TrimPrefix(s.HTTP.URL, "http") + "/gateway" }
+func (s *Server) GatewayURL() string {
+	return "ws" + strings.TrimPrefix(s.HTTP.URL, "http") + "/gateway"
+}
 
 // WriteJSON writes v with a status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {

@@ -1,0 +1,130 @@
+package discord_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/waddlebot/waddlebot/collectors/discord"
+	"github.com/waddlebot/waddlebot/collectors/discord/discordtest"
+	"github.com/waddlebot/waddlebot/internal/logging"
+	"github.com/waddlebot/waddlebot/internal/store"
+	"github.com/waddlebot/waddlebot/internal/store/storetest"
+)
+
+type instEnv struct {
+	fake  *discordtest.Server
+	st    *store.Store
+	srv   *httptest.Server
+	hops  []*url.URL // every URL the browser visited
+	agent *http.Client
+}
+
+func instStart(t *testing.T) *instEnv {
+	t.Helper()
+	e := &instEnv{fake: discordtest.New(t), st: storetest.New(t)}
+	mux := http.NewServeMux()
+	e.srv = httptest.NewServer(mux)
+	t.Cleanup(e.srv.Close)
+	in, err := discord.NewInstall(discord.InstallConfig{AppID: e.fake.AppID, ClientSecret: e.fake.ClientSecret,
+		PublicURL: e.srv.URL, Endpoints: discord.Endpoints{API: e.fake.APIURL()}, Permissions: 1099511696384,
+		Store: e.st, Logger: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Mount(mux)
+	e.agent = &http.Client{CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		e.hops = append(e.hops, req.URL)
+		return nil
+	}}
+	return e
+}
+
+func (e *instEnv) get(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := e.agent.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestInstallRecordsTheGuild(t *testing.T) {
+	e := instStart(t)
+	e.fake.AddGuild(gwGuild)
+	e.fake.NextAuthorize(gwGuildID)
+
+	status, body := e.get(t, e.srv.URL+"/connect/discord")
+	if status != http.StatusOK || !strings.Contains(body, "Penguins") {
+		t.Fatalf("install = %d %q", status, body)
+	}
+	if len(e.hops) < 2 {
+		t.Fatalf("redirects = %v", e.hops)
+	}
+	authorize := e.hops[0]
+	q := authorize.Query()
+	if authorize.Path != "/oauth2/authorize" || q.Get("client_id") != e.fake.AppID || q.Get("scope") != "bot applications.commands" ||
+		q.Get("permissions") != "1099511696384" || q.Get("state") == "" || !strings.Contains(authorize.RawQuery, "scope=bot%20applications.commands") {
+		t.Errorf("authorize URL = %s", authorize)
+	}
+
+	var community, name string
+	err := e.st.Pool().QueryRow(t.Context(), `SELECT community_id::text, name FROM discord_guilds WHERE guild_id = $1`, gwGuildID).
+		Scan(&community, &name)
+	if err != nil || name != "Penguins" {
+		t.Fatalf("guild row = %q %q, %v", community, name, err)
+	}
+	c, err := e.st.ResolveChannel(t.Context(), store.Channel{Platform: "discord", ChannelID: gwGuildID, ServerID: gwGuildID})
+	if err != nil || c.ID != community || !c.Provisional {
+		t.Errorf("guild community = %+v, %v; want provisional %s", c, err, community)
+	}
+
+	// The callback URL again: its state was used.
+	callback := e.hops[len(e.hops)-1]
+	if status, _ := e.get(t, callback.String()); status != http.StatusBadRequest {
+		t.Errorf("replayed callback = %d, want 400", status)
+	}
+}
+
+func TestInstallRefuses(t *testing.T) {
+	e := instStart(t)
+	tests := []struct {
+		name, query string
+	}{
+		{"no state", "code=x&guild_id=" + gwGuildID},
+		{"unknown state", "state=nope&code=x&guild_id=" + gwGuildID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if status, _ := e.get(t, e.srv.URL+"/connect/discord/callback?"+tt.query); status != http.StatusBadRequest {
+				t.Errorf("status = %d, want 400", status)
+			}
+		})
+	}
+	t.Run("bad code", func(t *testing.T) {
+		// A state handed out by the link, then a code Discord never issued.
+		e.hops = nil
+		e.fake.NextAuthorize(gwGuildID)
+		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Get(e.srv.URL + "/connect/discord")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		status, _ := e.get(t, e.srv.URL+"/connect/discord/callback?code=forged&guild_id="+gwGuildID+"&state="+loc.Query().Get("state"))
+		if status != http.StatusBadGateway {
+			t.Errorf("status = %d, want 502", status)
+		}
+		var n int
+		_ = e.st.Pool().QueryRow(t.Context(), `SELECT count(*) FROM discord_guilds`).Scan(&n)
+		if n != 0 {
+			t.Errorf("%d guilds recorded", n)
+		}
+	})
+}

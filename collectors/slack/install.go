@@ -1,0 +1,242 @@
+package slack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/slack-go/slack"
+
+	"github.com/waddlebot/waddlebot/internal/logging"
+)
+
+// DefaultAuthorizeURL is Slack's OAuth v2 consent page.
+const DefaultAuthorizeURL = "https://slack.com/oauth/v2/authorize"
+
+// BotScopes are the bot token scopes the install asks for, and why:
+//   - app_mentions:read: app_mention events;
+//   - channels:history, groups:history, im:history, mpim:history: message
+//     events in public and private channels, DMs and group DMs;
+//   - channels:read, groups:read: member_joined_channel events and channel
+//     names (conversations.info);
+//   - chat:write: chat.postMessage and chat.postEphemeral;
+//   - commands: the /waddlebot slash command;
+//   - users:read: user names and who owns the workspace (roles).
+var BotScopes = []string{
+	"app_mentions:read",
+	"channels:history", "groups:history", "im:history", "mpim:history",
+	"channels:read", "groups:read",
+	"chat:write",
+	"commands",
+	"users:read",
+}
+
+// InstallConfig configures the install routes.
+type InstallConfig struct {
+	ClientID, ClientSecret string
+	// PublicURL is where browsers reach this service; the callback is
+	// PublicURL + "/connect/slack/callback", which must be a redirect URL of
+	// the Slack app.
+	PublicURL string
+	// APIURL is the Web API base (oauth.v2.access); "" means Slack's own.
+	APIURL string
+	// AuthorizeURL is the consent page; "" means DefaultAuthorizeURL.
+	AuthorizeURL string
+	Workspaces   *WorkspaceStore
+	Logger       *slog.Logger
+}
+
+// Install serves the OAuth v2 flow that adds the app to a workspace.
+type Install struct {
+	cfg InstallConfig
+	log *slog.Logger
+}
+
+// NewInstall checks cfg.
+func NewInstall(cfg InstallConfig) (*Install, error) {
+	if cfg.ClientID == "" || cfg.ClientSecret == "" {
+		return nil, errors.New("slack: the install needs the app's client id and client secret")
+	}
+	if cfg.Workspaces == nil {
+		return nil, errors.New("slack: the install needs Workspaces")
+	}
+	if u, err := url.Parse(cfg.PublicURL); err != nil || cfg.PublicURL == "" || u.Host == "" {
+		return nil, errors.New("slack: the install needs a PublicURL that is an absolute URL")
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	cfg.APIURL = normalizeAPIURL(cfg.APIURL)
+	if cfg.AuthorizeURL == "" {
+		cfg.AuthorizeURL = DefaultAuthorizeURL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Install{cfg: cfg, log: cfg.Logger.With(logging.KeyPlatform, platformName, logging.KeyPart, "install")}, nil
+}
+
+// Mount adds GET /connect/slack and /connect/slack/callback. Methods are
+// checked in the handlers, so any mux with Handle works.
+func (i *Install) Mount(mux interface{ Handle(string, http.Handler) }) {
+	mux.Handle("/connect/slack", installGetOnly(i.connect))
+	mux.Handle("/connect/slack/callback", installGetOnly(i.callback))
+}
+
+func installGetOnly(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h(w, r)
+	})
+}
+
+func (i *Install) callbackURL() string { return i.cfg.PublicURL + "/connect/slack/callback" }
+
+// connect sends the browser to Slack's consent page with a fresh state.
+func (i *Install) connect(w http.ResponseWriter, r *http.Request) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		i.page(w, http.StatusInternalServerError, "Something went wrong", "Please try again.")
+		return
+	}
+	state := base64.RawURLEncoding.EncodeToString(raw)
+	if err := i.createState(r.Context(), state); err != nil {
+		i.log.Error("slack: unable to start an install", logging.Err(err))
+		i.page(w, http.StatusServiceUnavailable, "Something went wrong", "Please try again in a minute.")
+		return
+	}
+	q := url.Values{}
+	q.Set("client_id", i.cfg.ClientID)
+	q.Set("scope", strings.Join(BotScopes, ","))
+	q.Set("redirect_uri", i.callbackURL())
+	q.Set("state", state)
+	sep := "?"
+	if strings.Contains(i.cfg.AuthorizeURL, "?") {
+		sep = "&"
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, i.cfg.AuthorizeURL+sep+q.Encode(), http.StatusFound)
+}
+
+// callback checks the state, exchanges the code and saves the workspace.
+func (i *Install) callback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	if q.Get("error") != "" {
+		// The state is spent either way.
+		_ = i.consumeState(ctx, q.Get("state"))
+		i.page(w, http.StatusOK, "Not installed", "The install was cancelled on Slack ("+q.Get("error")+"), so nothing was added. "+
+			"Open the install link again if that was a mistake.")
+		return
+	}
+	err := i.consumeState(ctx, q.Get("state"))
+	if errors.Is(err, errBadState) {
+		i.page(w, http.StatusBadRequest, "Link expired", "This install link is unknown, expired or already used. Open the install link again.")
+		return
+	}
+	if err != nil {
+		i.log.Error("slack: unable to check OAuth state", logging.Err(err))
+		i.page(w, http.StatusServiceUnavailable, "Something went wrong", "The install could not be checked. Please try again in a minute.")
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		i.page(w, http.StatusBadRequest, "Not installed", "Slack sent no authorization code. Open the install link again.")
+		return
+	}
+	resp, err := slack.GetOAuthV2ResponseContext(ctx, i.cfg.Workspaces.httpClient, i.cfg.ClientID, i.cfg.ClientSecret,
+		code, i.callbackURL(), slack.OAuthOptionAPIURL(i.cfg.APIURL))
+	if err != nil {
+		i.log.Warn("slack: authorization code refused", logging.Err(err))
+		i.page(w, http.StatusBadGateway, "Not installed", "Slack did not accept the install ("+err.Error()+"). Open the install link again.")
+		return
+	}
+	if resp.Team.ID == "" || resp.AccessToken == "" {
+		// An org-wide (Enterprise Grid) install names an enterprise, not a
+		// team, and the bot token is per team.
+		i.page(w, http.StatusBadRequest, "Not installed", "Slack returned no workspace bot token: install the app into one workspace, not an organization.")
+		return
+	}
+	if resp.RefreshToken != "" {
+		// With token rotation on, the token expires in 12 hours and nothing
+		// here refreshes it.
+		i.log.Warn("slack: the app has token rotation enabled; the bot token will expire", logging.KeyID, resp.Team.ID,
+			"expires_in", resp.ExpiresIn)
+	}
+	ws := Workspace{TeamID: resp.Team.ID, TeamName: resp.Team.Name, BotUserID: resp.BotUserID}
+	if err := i.cfg.Workspaces.Save(ctx, ws, resp.AccessToken); err != nil {
+		i.log.Error("slack: unable to save a workspace", logging.KeyID, ws.TeamID, logging.Err(err))
+		i.page(w, http.StatusServiceUnavailable, "Something went wrong", "The workspace could not be saved. Please try again in a minute.")
+		return
+	}
+	name := ws.TeamName
+	if name == "" {
+		name = ws.TeamID
+	}
+	i.page(w, http.StatusOK, "Installed in "+name, "WaddleBot is installed in "+name+". Invite it to a channel (/invite @WaddleBot) and try /waddlebot help. You can close this tab.")
+}
+
+// stateLifetimeSQL is how long an install link's state is good for.
+const stateLifetimeSQL = "10 minutes"
+
+// errBadState: the state is unknown, used already or expired.
+var errBadState = errors.New("slack: OAuth state unknown, used or expired")
+
+// createState records a state value, dropping the ones nobody came back
+// with.
+func (i *Install) createState(ctx context.Context, state string) error {
+	return i.cfg.Workspaces.st.InTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM slack_oauth_states WHERE created_at < now() - $1::interval`, stateLifetimeSQL); err != nil {
+			return fmt.Errorf("slack: unable to prune OAuth states: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO slack_oauth_states (state) VALUES ($1)`, state); err != nil {
+			return fmt.Errorf("slack: unable to record OAuth state: %w", err)
+		}
+		return nil
+	})
+}
+
+// consumeState takes a state value once: deleting it in the statement that
+// reads it means two callbacks racing with one state cannot both win.
+func (i *Install) consumeState(ctx context.Context, state string) error {
+	if state == "" {
+		return errBadState
+	}
+	var fresh bool
+	err := i.cfg.Workspaces.st.Pool().QueryRow(ctx, `
+		DELETE FROM slack_oauth_states WHERE state = $1
+		RETURNING created_at > now() - $2::interval`, state, stateLifetimeSQL).Scan(&fresh)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && !fresh {
+		return errBadState
+	}
+	if err != nil {
+		return fmt.Errorf("slack: unable to check OAuth state: %w", err)
+	}
+	return nil
+}
+
+var installPage = template.Must(template.New("page").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>WaddleBot — {{.Title}}</title></head>
+<body><h1>{{.Title}}</h1><p>{{.Text}}</p></body></html>
+`))
+
+// page renders a small HTML page; html/template escapes the team name and
+// Slack's error text.
+func (i *Install) page(w http.ResponseWriter, status int, title, text string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := installPage.Execute(w, map[string]string{"Title": title, "Text": text}); err != nil {
+		i.log.Warn("slack: unable to render a page", logging.Err(err))
+	}
+}

@@ -1,0 +1,180 @@
+package slack
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/waddlebot/waddlebot/internal/logging"
+)
+
+// instRig is the install routes over the fake's oauth.v2.access.
+type instRig struct {
+	*sndRig
+	mux *http.ServeMux
+}
+
+func instNewRig(t *testing.T) *instRig {
+	t.Helper()
+	rig := sndNewRig(t, "")
+	in, err := NewInstall(InstallConfig{ClientID: "cid", ClientSecret: "csecret", PublicURL: "https://bot.example/",
+		APIURL: rig.fake.apiURL(), AuthorizeURL: "https://slack.example/oauth/v2/authorize",
+		Workspaces: rig.workspaces, Logger: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	in.Mount(mux)
+	return &instRig{sndRig: rig, mux: mux}
+}
+
+func (r *instRig) get(t *testing.T, target string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	r.mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+	return rec
+}
+
+// connect starts an install and returns the state Slack would send back.
+func (r *instRig) connect(t *testing.T) string {
+	t.Helper()
+	rec := r.get(t, "/connect/slack")
+	if rec.Code != http.StatusFound {
+		t.Fatalf("GET /connect/slack = %d, want 302", rec.Code)
+	}
+	loc, err := url.Parse(rec.Header().Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := loc.Query()
+	if loc.Host != "slack.example" || loc.Path != "/oauth/v2/authorize" || q.Get("client_id") != "cid" ||
+		q.Get("redirect_uri") != "https://bot.example/connect/slack/callback" || q.Get("state") == "" {
+		t.Fatalf("redirected to %s", loc)
+	}
+	scopes := strings.Split(q.Get("scope"), ",")
+	for _, want := range []string{"app_mentions:read", "channels:history", "chat:write", "commands", "users:read"} {
+		if !strings.Contains(","+q.Get("scope")+",", ","+want+",") {
+			t.Errorf("scope %v lacks %s", scopes, want)
+		}
+	}
+	return q.Get("state")
+}
+
+const instGranted = `{"ok":true,"access_token":"xoxb-installed","token_type":"bot","scope":"chat:write,commands",
+	"bot_user_id":"UBOT","app_id":"A1","team":{"id":"T7","name":"Penguins <&>"},"authed_user":{"id":"U1"}}`
+
+func TestInstallEndToEnd(t *testing.T) {
+	rig := instNewRig(t)
+	rig.fake.answer("oauth.v2.access", sndAnswer{Status: http.StatusOK, Body: instGranted})
+	state := rig.connect(t)
+
+	rec := rig.get(t, "/connect/slack/callback?code=the-code&state="+url.QueryEscape(state))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "Installed in Penguins &lt;&amp;&gt;") {
+		t.Fatalf("callback = %d %s", rec.Code, rec.Body)
+	}
+	calls := rig.fake.seen("oauth.v2.access")
+	if len(calls) != 1 {
+		t.Fatalf("oauth.v2.access calls = %d, want 1", len(calls))
+	}
+	if f := calls[0].Form; f.Get("code") != "the-code" || f.Get("client_id") != "cid" || f.Get("client_secret") != "csecret" ||
+		f.Get("redirect_uri") != "https://bot.example/connect/slack/callback" {
+		t.Errorf("oauth.v2.access form = %v", f)
+	}
+	ctx := t.Context()
+	if token, err := rig.workspaces.BotToken(ctx, "T7"); token != "xoxb-installed" || err != nil {
+		t.Errorf("BotToken(T7) = %q, %v", token, err)
+	}
+	if user, err := rig.workspaces.BotUserID(ctx, "T7"); user != "UBOT" || err != nil {
+		t.Errorf("BotUserID(T7) = %q, %v", user, err)
+	}
+	ws, err := rig.workspaces.Workspace(ctx, "T7")
+	if err != nil || ws.TeamName != "Penguins <&>" || ws.Status != StatusInstalled {
+		t.Errorf("workspace = %+v, %v", ws, err)
+	}
+	// The token is stored encrypted, not in the workspace row.
+	var plain int
+	if err := rig.workspaces.st.Pool().QueryRow(ctx,
+		`SELECT count(*) FROM secrets WHERE owner = 'slack' AND position('xoxb-installed' in encode(ciphertext, 'escape')) > 0`).Scan(&plain); err != nil || plain != 0 {
+		t.Errorf("plaintext token rows = %d, %v", plain, err)
+	}
+
+	// The state is good once.
+	rec = rig.get(t, "/connect/slack/callback?code=the-code&state="+url.QueryEscape(state))
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "already used") {
+		t.Errorf("reused state: %d %s", rec.Code, rec.Body)
+	}
+	if n := len(rig.fake.seen("oauth.v2.access")); n != 1 {
+		t.Errorf("oauth.v2.access calls after a reused state = %d, want 1", n)
+	}
+}
+
+func TestInstallCallbackRefusals(t *testing.T) {
+	tests := []struct {
+		name     string
+		query    func(state string) string
+		answer   *sndAnswer
+		setup    func(t *testing.T, rig *instRig, state string)
+		wantCode int
+		wantText string
+	}{
+		{name: "unknown state", query: func(string) string { return "code=c&state=forged" },
+			wantCode: http.StatusBadRequest, wantText: "Link expired"},
+		{name: "no state", query: func(string) string { return "code=c" },
+			wantCode: http.StatusBadRequest, wantText: "Link expired"},
+		{name: "expired state", query: func(s string) string { return "code=c&state=" + url.QueryEscape(s) },
+			setup: func(t *testing.T, rig *instRig, state string) {
+				if _, err := rig.workspaces.st.Pool().Exec(t.Context(),
+					`UPDATE slack_oauth_states SET created_at = now() - interval '11 minutes' WHERE state = $1`, state); err != nil {
+					t.Fatal(err)
+				}
+			}, wantCode: http.StatusBadRequest, wantText: "Link expired"},
+		{name: "declined on Slack", query: func(s string) string { return "error=access_denied&state=" + url.QueryEscape(s) },
+			wantCode: http.StatusOK, wantText: "access_denied"},
+		{name: "no code", query: func(s string) string { return "state=" + url.QueryEscape(s) },
+			wantCode: http.StatusBadRequest, wantText: "no authorization code"},
+		{name: "code refused", query: func(s string) string { return "code=c&state=" + url.QueryEscape(s) },
+			answer:   &sndAnswer{Status: http.StatusOK, Body: `{"ok":false,"error":"invalid_code"}`},
+			wantCode: http.StatusBadGateway, wantText: "invalid_code"},
+		{name: "organization install", query: func(s string) string { return "code=c&state=" + url.QueryEscape(s) },
+			answer: &sndAnswer{Status: http.StatusOK, Body: `{"ok":true,"access_token":"xoxb-org","token_type":"bot",
+				"is_enterprise_install":true,"enterprise":{"id":"E1","name":"Org"},"team":null}`},
+			wantCode: http.StatusBadRequest, wantText: "not an organization"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rig := instNewRig(t)
+			if tt.answer != nil {
+				rig.fake.answer("oauth.v2.access", *tt.answer)
+			}
+			state := rig.connect(t)
+			if tt.setup != nil {
+				tt.setup(t, rig, state)
+			}
+			rec := rig.get(t, "/connect/slack/callback?"+tt.query(state))
+			if rec.Code != tt.wantCode || !strings.Contains(rec.Body.String(), tt.wantText) {
+				t.Fatalf("callback = %d %s; want %d mentioning %q", rec.Code, rec.Body, tt.wantCode, tt.wantText)
+			}
+			var n int
+			if err := rig.workspaces.st.Pool().QueryRow(t.Context(), `SELECT count(*) FROM slack_workspaces`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("workspaces saved = %d, %v; want none", n, err)
+			}
+			if _, err := rig.workspaces.BotToken(t.Context(), "T7"); !errors.Is(err, ErrNotInstalled) {
+				t.Errorf("BotToken = %v, want ErrNotInstalled", err)
+			}
+		})
+	}
+}
+
+func TestInstallRoutesAreGetOnly(t *testing.T) {
+	rig := instNewRig(t)
+	for _, path := range []string{"/connect/slack", "/connect/slack/callback"} {
+		rec := httptest.NewRecorder()
+		rig.mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, nil))
+		if rec.Code != http.StatusMethodNotAllowed {
+			t.Errorf("POST %s = %d, want 405", path, rec.Code)
+		}
+	}
+}
