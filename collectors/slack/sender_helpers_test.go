@@ -26,6 +26,8 @@ type sndCall struct {
 	Method string
 	Token  string
 	Form   url.Values
+	// Refused: the fake answered with an error (an HTTP error or ok false).
+	Refused bool
 }
 
 // sndAnswer is a canned Web API answer.
@@ -103,7 +105,6 @@ func (f *sndFake) handler(method string) http.HandlerFunc {
 			token = bearer
 		}
 		f.mu.Lock()
-		f.calls = append(f.calls, sndCall{Method: method, Token: token, Form: r.PostForm})
 		var a *sndAnswer
 		if queue := f.answers[method]; len(queue) > 0 {
 			a = &queue[0]
@@ -112,6 +113,8 @@ func (f *sndFake) handler(method string) http.HandlerFunc {
 			}
 		}
 		id, known := f.identities[token]
+		refused := a != nil && (a.Status != http.StatusOK || !strings.Contains(a.Body, `"ok":true`))
+		f.calls = append(f.calls, sndCall{Method: method, Token: token, Form: r.PostForm, Refused: refused})
 		f.mu.Unlock()
 
 		w.Header().Set("Content-Type", "application/json")
