@@ -133,7 +133,7 @@ func addDiscord(ctx context.Context, d *daemon.Daemon, srv *ops.Server, p parsed
 func addSlack(ctx context.Context, d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, addr string) error {
 	c, err := slack.New(ctx, slack.Config{
 		AppToken: p.SlackAppToken, BotToken: p.SlackBotToken, ClientID: p.SlackClientID, ClientSecret: p.SlackClientSecret,
-		SigningSecret: p.SlackSigningSecret, APIURL: p.SlackAPIURL, Transport: p.SlackTransport,
+		SigningSecret: p.SlackSigningSecret, APIURL: p.SlackAPIURL, AuthorizeURL: p.SlackAuthorizeURL, Transport: p.SlackTransport,
 		PublicURL: publicURL(p, addr), Budget: p.SlackSendBudget, Window: time.Second,
 		SenderConcurrency: p.SenderConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
 		Conn: conn, Store: st, Holder: replicaName(), Logger: p.log,

@@ -118,3 +118,30 @@ func TestPingThroughDiscord(t *testing.T) {
 		t.Fatalf("sent without locked mentions or an enforced nonce: %s", m.Body)
 	}
 }
+
+// TestSlashCommandThroughDiscord: /waddlebot command:ping is deferred at
+// once and completed through the interaction with the router's and core's
+// answer.
+func TestSlashCommandThroughDiscord(t *testing.T) {
+	t.Parallel()
+	p := pipelinetest.Start(t, pipelinetest.Options{})
+	r := startCollector(t, p.Env.Connect(t), p.Store, "600000000000000778")
+	r.fake.Dispatch("INTERACTION_CREATE", discordtest.InteractionCreate(r.fake.AppID, discordtest.Interaction{
+		ID: "730000000000000778", Token: "tok-ping", GuildID: r.guild.ID, ChannelID: r.channel,
+		User: discordtest.User{ID: "410000000000000778", Username: "bob"}, Command: "ping"}))
+	var done []discordtest.WebhookMessage
+	natstest.Eventually(t, 20*time.Second, "the deferred interaction completed", func() bool {
+		done = r.fake.Followups()
+		return len(done) > 0
+	})
+	cbs := r.fake.Callbacks()
+	if len(cbs) != 1 || cbs[0].Type != 5 || cbs[0].Token != "tok-ping" {
+		t.Fatalf("callbacks %+v; want one deferral (type 5) of tok-ping", cbs)
+	}
+	if done[0].Content != "pong" || done[0].Token != "tok-ping" || done[0].AllowedMentions == nil {
+		t.Fatalf("follow-up %+v; want pong through tok-ping with locked mentions", done[0])
+	}
+	if n := len(r.fake.Messages()); n != 0 {
+		t.Fatalf("%d channel messages besides the interaction's answer", n)
+	}
+}

@@ -2,9 +2,11 @@ package slack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -173,5 +175,47 @@ func TestPingThroughSlack(t *testing.T) {
 	c := calls[0]
 	if c.Form.Get("text") != "pong" || c.Form.Get("channel") != "C0GENERAL" || c.Token != colToken {
 		t.Fatalf("posted %+v; want pong in C0GENERAL with the workspace token", c)
+	}
+}
+
+// TestSlashCommandThroughSlack: /waddlebot ping over HTTP is acknowledged
+// and answered through its response URL.
+func TestSlashCommandThroughSlack(t *testing.T) {
+	t.Parallel()
+	p := pipelinetest.Start(t, pipelinetest.Options{})
+	r := startColRig(t, p.Env.Connect(t), p.Store, 1, time.Second)
+	answers := make(chan map[string]any, 4)
+	responder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(req.Body).Decode(&body)
+		answers <- body
+	}))
+	t.Cleanup(responder.Close)
+	form := url.Values{"token": {"legacy"}, "team_id": {colTeam}, "team_domain": {"conf"}, "channel_id": {"C0GENERAL"},
+		"channel_name": {"general"}, "user_id": {"U0ALICE"}, "user_name": {"alice"}, "command": {"/waddlebot"},
+		"text": {"ping"}, "api_app_id": {"A0APP"}, "response_url": {responder.URL + "/commands/T0CONF/1/abc"},
+		"trigger_id": {"13345224609.738474920.8088930838d88f008e0"}}
+	req := hookRequest(CommandsPath, form.Encode(), colSecret, time.Now())
+	req.RequestURI = ""
+	req.URL, _ = url.Parse(r.web.URL + CommandsPath)
+	req.Host = req.URL.Host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("slash command answered %d", resp.StatusCode)
+	}
+	select {
+	case body := <-answers:
+		if body["text"] != "pong" {
+			t.Fatalf("response URL got %v; want pong", body)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no answer at the response URL within 20 s")
+	}
+	if n := len(r.fake.seen("chat.postMessage")); n != 0 {
+		t.Fatalf("%d chat.postMessage calls besides the response URL", n)
 	}
 }

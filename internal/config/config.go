@@ -120,6 +120,7 @@ type Config struct {
 	SlackClientSecret  string
 	SlackSigningSecret string
 	SlackAPIURL        string
+	SlackAuthorizeURL  string
 	SlackTransport     string
 	SlackSendBudget    int
 }
@@ -416,6 +417,8 @@ func Table() []Setting {
 			func(c *Config) *string { return &c.SlackSigningSecret }),
 		str("SLACK_API_URL", GroupSlack, "https://slack.com/api/", "Slack Web API base URL (OAuth and Socket Mode's apps.connections.open live under it)",
 			func(c *Config) *string { return &c.SlackAPIURL }, urlWithScheme("http", "https")),
+		str("SLACK_AUTHORIZE_URL", GroupSlack, "https://slack.com/oauth/v2/authorize", "Slack's OAuth v2 consent page (the install link sends browsers there)",
+			func(c *Config) *string { return &c.SlackAuthorizeURL }, urlWithScheme("http", "https")),
 		str("SLACK_TRANSPORT", GroupSlack, "socket", "how events reach the bot: socket (Socket Mode, app-level token) or events (Events API over HTTP at PUBLIC_URL/webhooks/slack)",
 			func(c *Config) *string { return &c.SlackTransport }, oneOf("socket", "events")),
 		integer("SLACK_SEND_BUDGET", GroupSlack, 1, "Slack messages per channel per second (bursts beyond wait their turn)",
