@@ -106,7 +106,10 @@ func runDev(ctx context.Context, args []string) error {
 		if err := addSlack(ctx, d, srv, p, conn, st, addr); err != nil {
 			return err
 		}
-		platforms += ", slack (install at " + publicURL(p, addr) + "/connect/slack)"
+		platforms += ", slack"
+		if p.SlackClientID != "" {
+			platforms += " (install in a workspace at " + publicURL(p, addr) + "/connect/slack)"
+		}
 	}
 	page := "http://" + addr + "/"
 	fmt.Fprintf(os.Stderr, "\nWaddleBot dev is up.\n  NATS       %s (also in %s)\n  chat page  %s\n  modules    %s\n  platforms  %s\n  try        waddlebot say \"!ping\"\n\n",

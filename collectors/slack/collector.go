@@ -113,7 +113,8 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 	sender, err := collectors.NewSender(collectors.SenderConfig{
 		Platform: platform, Conn: cfg.Conn, Budget: cfg.Budget, Window: cfg.Window,
 		Concurrency: cfg.SenderConcurrency, MaxFailures: cfg.MaxFailures, AckWait: cfg.AckWait,
-		Backoff: cfg.Backoff, Logger: log,
+		// The sender names its platform in its own log lines.
+		Backoff: cfg.Backoff, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

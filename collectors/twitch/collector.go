@@ -161,7 +161,8 @@ func New(cfg Config) (*Collector, error) {
 		// so the window is padded by 5 % lest budget+1 land inside one.
 		BudgetFor: platform.BudgetFor(cfg.Budget, cfg.ModeratorBudget), Window: cfg.SendWindow + cfg.SendWindow/20,
 		Concurrency: cfg.SenderConcurrency, MaxFailures: cfg.MaxFailures, AckWait: cfg.AckWait,
-		Backoff: cfg.Backoff, Logger: log,
+		// The sender names its platform in its own log lines.
+		Backoff: cfg.Backoff, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

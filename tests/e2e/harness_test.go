@@ -407,7 +407,10 @@ var (
 // sandbox with env and waits for its banner.
 func (s *sandbox) startDev(env []string, args ...string) *dev {
 	s.t.Helper()
-	p := s.start("waddlebot dev", env, append([]string{"dev", "--http-addr", "127.0.0.1:0"}, args...)...)
+	// A random NATS port: parallel devs scanning up from 4222 would race
+	// for the same first free port.
+	p := s.start("waddlebot dev", env, append([]string{"dev", "--http-addr", "127.0.0.1:0",
+		"--nats-port", strconv.Itoa(freePort(s.t))}, args...)...)
 	m := p.waitStderr(s.t, devUpRe, 60*time.Second)
 	return &dev{proc: p, natsURL: m[1], page: m[2], addr: m[3]}
 }
