@@ -89,9 +89,12 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 // Run holds each shard under lease "discord.shard.<n>.<count>" (so exactly
 // one replica connects it) until ctx ends.
 func (g *Gateway) Run(ctx context.Context) error {
-	gatewayURL, count, err := g.plan(ctx)
+	gatewayURL, count, err := g.planWithRetry(ctx)
 	if err != nil {
 		return err
+	}
+	if ctx.Err() != nil {
+		return nil
 	}
 	client := g.sessionClient(gatewayURL)
 	g.log.Info("discord: gateway shards", "shards", count, "url", gatewayURL)
@@ -109,6 +112,30 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// planWithRetry plans until it works or ctx ends: Discord being down at
+// start is waited out; a refused bot token (401) is not, since waiting
+// cannot fix it.
+func (g *Gateway) planWithRetry(ctx context.Context) (string, int, error) {
+	wait := time.Second
+	for {
+		url, count, err := g.plan(ctx)
+		if err == nil || ctx.Err() != nil {
+			return url, count, nil
+		}
+		var rest *discordgo.RESTError
+		if errors.As(err, &rest) && rest.Response != nil && rest.Response.StatusCode == http.StatusUnauthorized {
+			return "", 0, fmt.Errorf("discord: the bot token was refused (check DISCORD_BOT_TOKEN): %w", err)
+		}
+		g.log.Warn("discord: unable to plan the gateway; retrying", "retry_in", wait, logging.Err(err))
+		select {
+		case <-ctx.Done():
+			return "", 0, nil
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, time.Minute)
+	}
 }
 
 // plan finds the gateway URL and shard count, asking GET /gateway/bot for
