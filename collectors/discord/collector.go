@@ -138,23 +138,9 @@ func (c *Collector) RunIntake(ctx context.Context) error {
 	}
 	gw, err := NewGateway(GatewayConfig{Token: c.cfg.BotToken, Endpoints: c.cfg.Endpoints, Shards: c.cfg.Shards,
 		Intents: gatewayIntents, Publisher: collectors.NewPublisher(c.cfg.Conn.JS, c.log), Interactions: interactions,
-		Catalogue: c.catalogue, Leases: leases, HTTPClient: c.cfg.HTTPClient, Logger: c.log})
+		Catalogue: c.cfg.Store.Manifests, Leases: leases, HTTPClient: c.cfg.HTTPClient, Logger: c.log})
 	if err != nil {
 		return err
 	}
 	return gw.Run(ctx)
-}
-
-// catalogue lists the manifests of the modules, for autocomplete and for
-// whether a command's replies are private.
-func (c *Collector) catalogue(ctx context.Context) ([]schemas.Manifest, error) {
-	entries, err := c.cfg.Store.Catalogue(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("discord: unable to read the module catalogue: %w", err)
-	}
-	out := make([]schemas.Manifest, 0, len(entries))
-	for _, e := range entries {
-		out = append(out, e.Manifest)
-	}
-	return out, nil
 }

@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 	}
 	workspaces := NewWorkspaceStore(cfg.Store, cfg.APIURL, cfg.BotToken, cfg.HTTPClient)
 	intake := NewIntake(IntakeConfig{Publisher: collectors.NewPublisher(cfg.Conn.JS, log), Workspaces: workspaces,
-		Interactions: interactions, Logger: log})
+		Interactions: interactions, Catalogue: cfg.Store.Manifests, Logger: log})
 	platform, err := NewPlatform(PlatformConfig{APIURL: cfg.APIURL, Workspaces: workspaces, Interactions: interactions,
 		HTTPClient: cfg.HTTPClient, Logger: log})
 	if err != nil {

@@ -188,3 +188,17 @@ func (s *Store) SetCommandOverride(ctx context.Context, actor, communityID, comm
 				"global_cooldown_ms": o.GlobalCooldownMS, "user_cooldown_ms": o.UserCooldownMS}})
 	})
 }
+
+// Manifests lists every module's manifest (collectors read it for slash
+// command autocomplete and whether a command answers privately).
+func (s *Store) Manifests(ctx context.Context) ([]schemas.Manifest, error) {
+	entries, err := s.Catalogue(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]schemas.Manifest, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.Manifest)
+	}
+	return out, nil
+}
