@@ -73,3 +73,24 @@ func (i *Interactions) Get(ctx context.Context, platform, eventID string) (in In
 	}
 	return in, true, nil
 }
+
+// ClaimOriginal decides which reply answers an interaction's original
+// (deferred) response: the first reply id to ask gets it, and keeps it when
+// asked again (a redelivery); every other reply to the same event is a
+// follow-up. Without this, a module's second reply would overwrite its
+// first.
+func (i *Interactions) ClaimOriginal(ctx context.Context, platform, eventID, replyID string) (bool, error) {
+	key := interactionKey(platform, eventID) + ".original"
+	_, err := i.kv.Create(ctx, key, []byte(replyID))
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return false, fmt.Errorf("collectors: unable to claim the answer of %s: %w", eventID, err)
+	}
+	e, err := i.kv.Get(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("collectors: unable to read who answers %s: %w", eventID, err)
+	}
+	return string(e.Value()) == replyID, nil
+}

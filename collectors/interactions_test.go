@@ -30,3 +30,25 @@ func TestInteractionsRoundTrip(t *testing.T) {
 		t.Fatal("an interaction of discord was found under slack")
 	}
 }
+
+func TestClaimOriginalGoesToTheFirstReply(t *testing.T) {
+	env := natstest.Start(t, nil)
+	in, err := collectors.OpenInteractions(t.Context(), env.Conn.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	event := schemas.NewEventID()
+	first, second := schemas.NewEventID(), schemas.NewEventID()
+	for _, tt := range []struct {
+		reply string
+		want  bool
+	}{{first, true}, {second, false}, {first, true}, {second, false}} {
+		got, err := in.ClaimOriginal(t.Context(), "discord", event, tt.reply)
+		if err != nil || got != tt.want {
+			t.Fatalf("ClaimOriginal(%s) = %v, %v; want %v", tt.reply, got, err, tt.want)
+		}
+	}
+	if got, _ := in.ClaimOriginal(t.Context(), "discord", schemas.NewEventID(), second); !got {
+		t.Fatal("another event's original was not free")
+	}
+}
