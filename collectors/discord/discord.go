@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+	"golang.org/x/time/rate"
 
 	"github.com/waddlebot/waddlebot/schemas"
 )
@@ -61,6 +62,11 @@ func NewSession(token string, ep Endpoints, httpClient *http.Client) (*discordgo
 		httpClient = &http.Client{Timeout: defaultHTTPTimeout}
 	}
 	client := *httpClient
+	next := client.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	client.Transport = &limited{limiter: globalLimiter, next: next}
 	api := strings.TrimRight(ep.API, "/")
 	if api != "" && api != DefaultAPIURL {
 		to, err := url.Parse(api)
@@ -68,11 +74,7 @@ func NewSession(token string, ep Endpoints, httpClient *http.Client) (*discordgo
 			return nil, fmt.Errorf("discord: the API URL %q is not a URL", ep.API)
 		}
 		from, _ := url.Parse(DefaultAPIURL)
-		next := client.Transport
-		if next == nil {
-			next = http.DefaultTransport
-		}
-		client.Transport = &rewrite{from: from, to: to, next: next}
+		client.Transport = &rewrite{from: from, to: to, next: client.Transport}
 	}
 	s.Client = &client
 	return s, nil
@@ -96,4 +98,37 @@ func (r *rewrite) RoundTrip(req *http.Request) (*http.Response, error) {
 	out.URL = &u
 	out.Host = r.to.Host
 	return r.next.RoundTrip(out)
+}
+
+// globalRequestsPerSecond is Discord's global limit on a bot's requests.
+const globalRequestsPerSecond = 50
+
+// globalLimiter spaces every REST request of the process (all sessions
+// share the bot's global limit): discordgo only learns of the global limit
+// from a 429, and Discord bans IPs that keep hitting limits.
+var globalLimiter = rate.NewLimiter(globalRequestsPerSecond, globalRequestsPerSecond)
+
+// limited waits for the global limiter before each request. Interaction
+// callbacks and webhooks (follow-ups) are not counted by Discord against
+// the global limit, and the 3 s deadline of a deferral must not wait
+// behind messages.
+type limited struct {
+	limiter *rate.Limiter
+	next    http.RoundTripper
+}
+
+func (l *limited) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !exemptFromGlobalLimit(req.URL.Path) {
+		if err := l.limiter.Wait(req.Context()); err != nil {
+			if req.Body != nil {
+				_ = req.Body.Close()
+			}
+			return nil, fmt.Errorf("discord: waiting for the global rate limit: %w", err)
+		}
+	}
+	return l.next.RoundTrip(req)
+}
+
+func exemptFromGlobalLimit(path string) bool {
+	return strings.Contains(path, "/interactions/") || strings.Contains(path, "/webhooks/")
 }

@@ -1,6 +1,7 @@
 package discord_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -55,8 +56,9 @@ func TestNewSessionDefaultEndpointLeavesDiscordAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Client == nil || s.Client.Transport != nil {
-		t.Fatalf("transport %T, want the default one for Discord itself", s.Client.Transport)
+	// Only the global rate limiter sits in front of the default transport.
+	if s.Client == nil || fmt.Sprintf("%T", s.Client.Transport) != "*discord.limited" {
+		t.Fatalf("transport %T, want the limiter only for Discord itself", s.Client.Transport)
 	}
 	if s.Token != "Bot t" || s.Identify.Token != "Bot t" {
 		t.Fatalf("token %q / identify %q, want the Bot prefix", s.Token, s.Identify.Token)

@@ -57,6 +57,13 @@ var gwCatalogue = []schemas.Manifest{
 }
 
 type gwEnv struct {
+	// catalogue overrides gwCatalogue for the gateways run after it is set.
+	catalogue func(context.Context) ([]schemas.Manifest, error)
+	// published counts Publish calls by kind (the stream drops repeated
+	// event ids, so its content cannot tell a republish).
+	publishedMu sync.Mutex
+	published   map[schemas.Kind]int
+
 	fake         *discordtest.Server
 	nats         *natstest.Env
 	interactions *collectors.Interactions
@@ -91,10 +98,14 @@ func (e *gwEnv) leases(t *testing.T, holder string) *coord.Leases {
 // recommendation); stop ends it and waits for Run to return.
 func (e *gwEnv) run(t *testing.T, holder string, shards int) (stop func()) {
 	t.Helper()
+	catalogue := e.catalogue
+	if catalogue == nil {
+		catalogue = func(context.Context) ([]schemas.Manifest, error) { return gwCatalogue, nil }
+	}
 	gw, err := discord.NewGateway(discord.GatewayConfig{
 		Token: e.fake.BotToken, Endpoints: discord.Endpoints{API: e.fake.APIURL()}, Shards: shards,
-		Publisher: collectors.NewPublisher(e.nats.Conn.JS, logging.Discard()), Interactions: e.interactions,
-		Catalogue: func(context.Context) ([]schemas.Manifest, error) { return gwCatalogue, nil },
+		Publisher: gwCounting{e, collectors.NewPublisher(e.nats.Conn.JS, logging.Discard())}, Interactions: e.interactions,
+		Catalogue: catalogue,
 		Leases:    e.leases(t, holder), Logger: logging.Discard(),
 	})
 	if err != nil {
@@ -155,4 +166,25 @@ func gwTexts(evs []schemas.Event) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+type gwCounting struct {
+	e    *gwEnv
+	next discord.Publisher
+}
+
+func (c gwCounting) Publish(ctx context.Context, ev *schemas.Event) error {
+	c.e.publishedMu.Lock()
+	if c.e.published == nil {
+		c.e.published = map[schemas.Kind]int{}
+	}
+	c.e.published[ev.Kind]++
+	c.e.publishedMu.Unlock()
+	return c.next.Publish(ctx, ev)
+}
+
+func (e *gwEnv) publishedKind(k schemas.Kind) int {
+	e.publishedMu.Lock()
+	defer e.publishedMu.Unlock()
+	return e.published[k]
 }

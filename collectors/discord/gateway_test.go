@@ -1,6 +1,7 @@
 package discord_test
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -109,6 +110,76 @@ func TestGatewayResumesAfterADroppedSocket(t *testing.T) {
 	}
 	if n := len(e.fake.Identifies()); n != 1 {
 		t.Errorf("identifies = %d, want 1 (resumed, not identified again)", n)
+	}
+	if n := e.fake.RefusedResumes(); n != 0 {
+		t.Errorf("%d resumes sent to the main gateway URL, want them on resume_gateway_url", n)
+	}
+}
+
+func TestGatewayDoesNotReconnectAfterItStopped(t *testing.T) {
+	// A lost lease ends the shard's context the way stopping does: from
+	// then on the replica must not connect the shard again, even though
+	// the socket dropped while the gateway was refusing connections (the
+	// case where discordgo's own reconnect loop would carry on).
+	e := gwStart(t)
+	stop := e.run(t, "replica-a", 1)
+	e.connected(t, 1)
+	e.fake.RefuseGateway(true)
+	e.fake.DropConnection()
+	natstest.Eventually(t, 10*time.Second, "a reconnection attempt", func() bool { return e.fake.GatewayAttempts() >= 2 })
+	stop()
+	e.fake.RefuseGateway(false)
+	attempts := e.fake.GatewayAttempts()
+	// discordgo's loop retried after 1, 2, 4 s: 5 s shows whether one
+	// goes on.
+	time.Sleep(5 * time.Second)
+	if n := e.fake.GatewayAttempts(); n != attempts || len(e.fake.Connections()) != 0 {
+		t.Errorf("after the shard stopped: %d more connection attempts, %d connections; want none",
+			n-attempts, len(e.fake.Connections()))
+	}
+}
+
+func TestGatewayPublishesATimeoutOnce(t *testing.T) {
+	e := gwStart(t)
+	e.run(t, "replica-a", 1)
+	e.connected(t, 1)
+	until := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+	e.fake.Dispatch("GUILD_MEMBER_UPDATE", discordtest.MemberUpdate(gwGuildID, gwAlice, nil, until))
+	// During the timeout: a role change carries the same end; then the
+	// timeout is extended (a new one).
+	e.fake.Dispatch("GUILD_MEMBER_UPDATE", discordtest.MemberUpdate(gwGuildID, gwAlice, []string{gwModRole}, until))
+	e.fake.Dispatch("GUILD_MEMBER_UPDATE", discordtest.MemberUpdate(gwGuildID, gwAlice, []string{gwModRole}, until.Add(time.Hour)))
+	e.fake.Dispatch("MESSAGE_CREATE", gwMessage("770000000000000001", gwAlice, "sentinel"))
+	e.waitEvents(t, 3)
+	if n := e.publishedKind(schemas.KindTimeout); n != 2 {
+		t.Errorf("timeouts published %d times, want 2 (the first, the extension)", n)
+	}
+}
+
+func TestGatewayDefersWhileTheCatalogueHangs(t *testing.T) {
+	// The catalogue never answers (a database that hangs, ignoring the
+	// context): the deferral still goes, public since nothing says the
+	// command is private.
+	e := gwStart(t)
+	release := make(chan struct{})
+	e.catalogue = func(context.Context) ([]schemas.Manifest, error) {
+		<-release
+		return gwCatalogue, nil
+	}
+	e.run(t, "replica-a", 1)
+	// Before the gateway stops (cleanups run last first): Run waits for
+	// the read.
+	t.Cleanup(func() { close(release) })
+	e.connected(t, 1)
+	e.fake.Dispatch("INTERACTION_CREATE", discordtest.InteractionCreate(e.fake.AppID, discordtest.Interaction{
+		ID: "780000000000000001", Token: "tok-hang", GuildID: gwGuildID, ChannelID: gwChannelID, User: gwAlice,
+		Command: "secret"}))
+	natstest.Eventually(t, 10*time.Second, "the deferral", func() bool { return len(e.fake.Callbacks()) == 1 })
+	if cb := e.fake.Callbacks()[0]; cb.Type != 5 || cb.Flags != 0 {
+		t.Errorf("callback = type %d flags %d, want a public deferral (5, 0)", cb.Type, cb.Flags)
+	}
+	if evs := e.waitEvents(t, 1); evs[0].Text != "secret" {
+		t.Errorf("event = %+v", evs[0])
 	}
 }
 

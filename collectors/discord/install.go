@@ -3,6 +3,7 @@ package discord
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,7 +47,12 @@ type Install struct {
 	authorizeURL string
 	tokenURL     string
 	redirectURL  string
+	// secure: the public URL is https, so the state cookie is Secure.
+	secure bool
 }
+
+// installCookie holds the state of the install started in this browser.
+const installCookie = "wb_discord_install"
 
 // installStateTTL is how long an install link's state is good.
 const installStateTTL = 10 * time.Minute
@@ -82,6 +89,7 @@ func NewInstall(cfg InstallConfig) (*Install, error) {
 		authorizeURL: u.Scheme + "://" + u.Host + "/oauth2/authorize",
 		tokenURL:     api + "/oauth2/token",
 		redirectURL:  strings.TrimRight(cfg.PublicURL, "/") + "/connect/discord/callback",
+		secure:       strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"),
 	}, nil
 }
 
@@ -121,6 +129,12 @@ func (i *Install) connect(w http.ResponseWriter, r *http.Request) {
 		i.fail(w, http.StatusInternalServerError, "could not start the install", fmt.Errorf("discord: unable to keep the install state: %w", err))
 		return
 	}
+	// The state is tied to this browser too: a callback carrying a state
+	// handed to someone else's browser is refused.
+	http.SetCookie(w, &http.Cookie{
+		Name: installCookie, Value: state, Path: "/connect/discord", MaxAge: int(installStateTTL.Seconds()),
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: i.secure,
+	})
 	q := url.Values{}
 	q.Set("client_id", i.cfg.AppID)
 	q.Set("scope", "bot applications.commands")
@@ -142,6 +156,13 @@ func (i *Install) callback(w http.ResponseWriter, r *http.Request) {
 		i.fail(w, http.StatusBadRequest, "this install link has no state; start again from /connect/discord", nil)
 		return
 	}
+	cookie, err := r.Cookie(installCookie)
+	if err != nil || subtle.ConstantTimeCompare([]byte(cookie.Value), []byte(state)) != 1 {
+		i.fail(w, http.StatusBadRequest, "this install link was started in another browser; start again from /connect/discord", nil)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: installCookie, Path: "/connect/discord", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: i.secure})
 	tag, err := i.cfg.Store.Pool().Exec(ctx, `DELETE FROM discord_oauth_states WHERE state = $1 AND created_at >= now() - $2::interval`,
 		state, installStateTTL.String())
 	if err != nil {
@@ -166,15 +187,24 @@ func (i *Install) callback(w http.ResponseWriter, r *http.Request) {
 		i.fail(w, http.StatusBadGateway, "Discord did not confirm the install", err)
 		return
 	}
+	// The bot is in the guild only when the grant says so: the bot scope
+	// granted and the guild named in the token answer itself (the query's
+	// guild_id is the browser's word).
+	if !slices.Contains(strings.Fields(grant.Scope), "bot") {
+		i.fail(w, http.StatusBadRequest, "Discord did not grant the bot scope, so the bot was not added: start again from /connect/discord and keep \"Add a bot\" checked", nil)
+		return
+	}
+	if grant.Guild == nil || grant.Guild.ID == "" {
+		i.fail(w, http.StatusBadGateway, "Discord did not confirm which server the bot was added to; start again from /connect/discord", nil)
+		return
+	}
+	if grant.Guild.ID != guildID {
+		i.fail(w, http.StatusBadRequest, "Discord confirmed another server than the one named", nil)
+		return
+	}
 	name := guildID
-	if grant.Guild != nil {
-		if grant.Guild.ID != guildID {
-			i.fail(w, http.StatusBadRequest, "Discord confirmed another server than the one named", nil)
-			return
-		}
-		if grant.Guild.Name != "" {
-			name = grant.Guild.Name
-		}
+	if grant.Guild.Name != "" {
+		name = grant.Guild.Name
 	}
 	perms, _ := strconv.ParseInt(q.Get("permissions"), 10, 64)
 	community, err := i.recordGuild(ctx, guildID, name, perms)

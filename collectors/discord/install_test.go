@@ -3,6 +3,7 @@ package discord_test
 import (
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -36,7 +37,8 @@ func instStart(t *testing.T) *instEnv {
 		t.Fatal(err)
 	}
 	in.Mount(mux)
-	e.agent = &http.Client{CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+	jar, _ := cookiejar.New(nil)
+	e.agent = &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
 		e.hops = append(e.hops, req.URL)
 		return nil
 	}}
@@ -106,11 +108,35 @@ func TestInstallRefuses(t *testing.T) {
 			}
 		})
 	}
+	t.Run("state from another browser", func(t *testing.T) {
+		// The link is started in one browser; the callback comes from a
+		// browser without its cookie (a victim lured to an attacker's
+		// callback URL).
+		e.fake.NextAuthorize(gwGuildID)
+		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Get(e.srv.URL + "/connect/discord")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var cookie *http.Cookie
+		for _, c := range resp.Cookies() {
+			cookie = c
+		}
+		if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode {
+			t.Errorf("state cookie = %+v, want HttpOnly SameSite=Lax", cookie)
+		}
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		status, _ := e.get(t, e.srv.URL+"/connect/discord/callback?code=x&guild_id="+gwGuildID+"&state="+loc.Query().Get("state"))
+		if status != http.StatusBadRequest {
+			t.Errorf("status = %d, want 400", status)
+		}
+	})
 	t.Run("bad code", func(t *testing.T) {
 		// A state handed out by the link, then a code Discord never issued.
 		e.hops = nil
 		e.fake.NextAuthorize(gwGuildID)
-		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		noFollow := &http.Client{Jar: e.agent.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		resp, err := noFollow.Get(e.srv.URL + "/connect/discord")
 		if err != nil {
 			t.Fatal(err)

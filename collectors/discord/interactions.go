@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -118,11 +119,25 @@ func normalizeInteraction(in wireInteraction, dir directory, now time.Time) (*sc
 	return ev, nil
 }
 
+// catalogueWait is the longest an interaction waits for the catalogue:
+// Discord wants the deferral within 3 s of the command, and the time is
+// counted from when the interaction was read.
+const catalogueWait = time.Second
+
+// catalogueRetry is how long a failed catalogue read is not tried again
+// (interactions meanwhile answer as if no command were private).
+const catalogueRetry = 5 * time.Second
+
+// catalogueReadTimeout bounds one read of the catalogue; it runs on its
+// own, so a slow database delays no interaction past catalogueWait.
+const catalogueReadTimeout = 10 * time.Second
+
 // interaction answers an INTERACTION_CREATE: an autocomplete gets command
 // names; the /waddlebot command is deferred at once (Discord wants an
 // answer within 3 s), its follow-up handle kept for the sender, and a
 // command event published.
 func (sh *shard) interaction(ctx context.Context, raw json.RawMessage) {
+	readAt := time.Now()
 	var in wireInteraction
 	if err := json.Unmarshal(raw, &in); err != nil {
 		sh.log.Warn("discord: unreadable INTERACTION_CREATE", logging.Err(err))
@@ -132,9 +147,9 @@ func (sh *shard) interaction(ctx context.Context, raw json.RawMessage) {
 		return
 	}
 	handle := &discordgo.Interaction{ID: in.ID, AppID: in.ApplicationID, Token: in.Token}
-	manifests := sh.g.manifests(ctx)
 	switch in.Type {
 	case interactionAutocomplete:
+		manifests, _ := sh.g.manifests(ctx, readAt.Add(catalogueWait))
 		typed := ""
 		if o, ok := in.option("command"); ok {
 			typed = o.text()
@@ -148,27 +163,34 @@ func (sh *shard) interaction(ctx context.Context, raw json.RawMessage) {
 			Data: &discordgo.InteractionResponseData{Choices: choices},
 		}, discordgo.WithContext(ctx))
 		if err != nil {
-			sh.log.Warn("discord: unable to answer an autocomplete", logging.Err(err))
+			sh.log.Warn("discord: unable to answer an autocomplete", logging.Err(redactURL(err)))
 		}
 	case interactionApplicationCommand:
-		ev, err := normalizeInteraction(in, stateDirectory{sh.session}, sh.g.now())
-		if err != nil {
-			sh.log.Warn("discord: interaction dropped", logging.Err(err))
+		if u := in.invoker(); in.ID == "" || in.ChannelID == "" || u == nil || u.ID == "" {
+			sh.log.Warn("discord: interaction without id, channel or user dropped")
 			return
 		}
-		private := commandPrivate(manifests, ev.Text)
+		// Deferred before anything slower (a guild looked up for roles):
+		// only whether the command answers privately is needed for it.
+		manifests, _ := sh.g.manifests(ctx, readAt.Add(catalogueWait))
+		private := commandPrivate(manifests, in.commandText())
 		data := &discordgo.InteractionResponseData{}
 		if private {
 			data.Flags = discordgo.MessageFlagsEphemeral
 		}
-		err = sh.session.InteractionRespond(handle, &discordgo.InteractionResponse{
+		err := sh.session.InteractionRespond(handle, &discordgo.InteractionResponse{
 			Type: discordgo.InteractionResponseDeferredChannelMessageWithSource, Data: data,
 		}, discordgo.WithContext(ctx))
 		if err != nil {
 			// Without the deferral Discord shows the user a failure and
 			// the token takes no follow-up: running the command would
 			// answer nobody.
-			sh.log.Warn("discord: unable to defer an interaction", "event_id", ev.ID, logging.Err(err))
+			sh.log.Warn("discord: unable to defer an interaction", "interaction_id", in.ID, logging.Err(redactURL(err)))
+			return
+		}
+		ev, err := normalizeInteraction(in, stateDirectory{s: sh.session, ctx: ctx}, sh.g.now())
+		if err != nil {
+			sh.log.Warn("discord: interaction dropped", logging.Err(err))
 			return
 		}
 		keep := collectors.Interaction{AppID: in.ApplicationID, Token: in.Token, Ephemeral: private}
@@ -180,26 +202,71 @@ func (sh *shard) interaction(ctx context.Context, raw json.RawMessage) {
 	}
 }
 
-// manifests returns the catalogue, read at most once a minute; on error
-// the last one read (possibly none) is used.
-func (g *Gateway) manifests(ctx context.Context) []schemas.Manifest {
-	g.catalogueMu.Lock()
-	defer g.catalogueMu.Unlock()
-	if g.catalogue != nil && g.now().Sub(g.catalogueRead) < catalogueTTL {
-		return g.catalogue
+// catalogueCache keeps the manifests read from the catalogue. Reads run
+// on their own goroutine, outside the lock, one at a time; a failure is
+// remembered for catalogueRetry so that a database that is down does not
+// cost every interaction a wait.
+type catalogueCache struct {
+	mu        sync.Mutex
+	manifests []schemas.Manifest
+	known     bool
+	readAt    time.Time
+	failedAt  time.Time
+	reading   chan struct{} // closed when the read in flight ends; nil when none
+}
+
+// manifests returns the catalogue and whether it is known. A stale one is
+// returned at once (and refreshed meanwhile); with none yet it waits for
+// a read until deadline at most.
+func (g *Gateway) manifests(ctx context.Context, deadline time.Time) ([]schemas.Manifest, bool) {
+	c := &g.catalogue
+	now := g.now()
+	c.mu.Lock()
+	fresh := c.known && now.Sub(c.readAt) < catalogueTTL
+	failedRecently := !c.failedAt.IsZero() && now.Sub(c.failedAt) < catalogueRetry
+	if fresh || failedRecently {
+		defer c.mu.Unlock()
+		return c.manifests, c.known
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	if c.reading == nil {
+		c.reading = make(chan struct{})
+		g.background.Add(1)
+		go g.readCatalogue()
+	}
+	reading, known, ms := c.reading, c.known, c.manifests
+	c.mu.Unlock()
+	if known {
+		return ms, true
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-reading:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.manifests, c.known
+}
+
+// readCatalogue reads the catalogue once into the cache.
+func (g *Gateway) readCatalogue() {
+	defer g.background.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), catalogueReadTimeout)
 	defer cancel()
 	ms, err := g.cfg.Catalogue(ctx)
+	c := &g.catalogue
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err != nil {
-		g.log.Warn("discord: unable to read the catalogue; using the last one", logging.Err(err))
-		return g.catalogue
+		g.log.Warn("discord: unable to read the catalogue; using the last one", "retry_in", catalogueRetry, logging.Err(err))
+		c.failedAt = g.now()
+	} else {
+		c.manifests, c.known, c.readAt, c.failedAt = ms, true, g.now(), time.Time{}
 	}
-	if ms == nil {
-		ms = []schemas.Manifest{}
-	}
-	g.catalogue, g.catalogueRead = ms, g.now()
-	return ms
+	close(c.reading)
+	c.reading = nil
 }
 
 // commandChoices are the command names (and aliases) that start with what

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/waddlebot/waddlebot/schemas"
@@ -250,4 +251,43 @@ func normalizeMemberUpdate(raw []byte, now time.Time) (*schemas.Event, error) {
 		OccurredAt: now.UTC(), ReceivedAt: now.UTC(),
 	}
 	return ev, ev.Validate()
+}
+
+// maxTimeoutMemory bounds the timeouts remembered (a guild's members can
+// be many; forgetting costs at most a repeated event, which the event id
+// lets the stream's duplicate window drop).
+const maxTimeoutMemory = 10000
+
+// timeoutMemory remembers, per guild and member, the end of the timeout
+// last published: every GUILD_MEMBER_UPDATE of a timed-out member (a role
+// or nickname change) carries communication_disabled_until again, and
+// only a new end is a new timeout.
+type timeoutMemory struct {
+	mu   sync.Mutex
+	last map[string]time.Time // guild:user → communication_disabled_until
+}
+
+// changed notes the member update raw, normalized as ev (nil: no timeout
+// in force), and reports whether ev is a timeout not published yet.
+func (m *timeoutMemory) changed(raw []byte, ev *schemas.Event) bool {
+	var u wireMemberEvent
+	if err := json.Unmarshal(raw, &u); err != nil || u.User == nil {
+		return ev != nil
+	}
+	key := u.GuildID + ":" + u.User.ID
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ev == nil || u.CommunicationDisabledUntil == nil {
+		delete(m.last, key)
+		return false
+	}
+	until := *u.CommunicationDisabledUntil
+	if last, ok := m.last[key]; ok && last.Equal(until) {
+		return false
+	}
+	if len(m.last) >= maxTimeoutMemory {
+		clear(m.last)
+	}
+	m.last[key] = until
+	return true
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -194,7 +195,7 @@ func (p *Platform) classify(err error, limited *rateLimit) error {
 	if !errors.As(err, &rest) || rest.Response == nil {
 		// A network error or a timeout: the message may or may not have
 		// gone out; the retry is the lesser harm (the nonce catches it).
-		return fmt.Errorf("discord: request failed: %w", err)
+		return fmt.Errorf("discord: request failed: %w", redactURL(err))
 	}
 	status := rest.Response.StatusCode
 	e, _ := parseAPIError(rest.ResponseBody)
@@ -232,4 +233,43 @@ func retryAfterHeader(h http.Header) time.Duration {
 		return 0
 	}
 	return secondsToDuration(s)
+}
+
+// redactedError is a request error whose URL lost its secrets.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactURL takes the secrets out of the URL a request error names
+// (net/http puts the whole URL in it): interaction and webhook URLs hold
+// the interaction token, which answers as the bot for 15 minutes, and
+// errors end up in logs. The cause (a timeout, a refused connection)
+// stays reachable with errors.Is/As.
+func redactURL(err error) error {
+	var ue *url.Error
+	if err == nil || !errors.As(err, &ue) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), ue.URL, redactEndpoint(ue.URL)), err: ue.Err}
+}
+
+// redactEndpoint keeps a URL's scheme, host and route, with the token that
+// follows /webhooks/{id}/ and /interactions/{id}/ replaced, and no query.
+func redactEndpoint(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	parts := strings.Split(u.EscapedPath(), "/")
+	for i := 0; i+2 < len(parts); i++ {
+		if parts[i] == "webhooks" || parts[i] == "interactions" {
+			parts[i+2] = "{token}"
+			i += 2
+		}
+	}
+	return u.Scheme + "://" + u.Host + strings.Join(parts, "/")
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -239,10 +240,21 @@ func (p *Platform) followUp(ctx context.Context, r *schemas.Reply, in collectors
 	}
 	private := r.Visibility == schemas.VisibilityPrivate || r.Visibility == schemas.VisibilityEphemeral
 	body := webhookMessage{Content: r.Text, AllowedMentions: userMentionsOnly}
-	if r.Part == 1 && (in.Ephemeral || !private) {
+	// Each interaction token is its own webhook, with its own rate-limit
+	// bucket: the endpoint (app id and token) is the bucket's key.
+	original := discordgo.EndpointWebhookMessage(appID, in.Token, "@original")
+	// Only the first reply to the command answers the deferred response;
+	// a module's later replies are follow-ups rather than overwriting it.
+	owns := false
+	if r.Part == 1 {
+		var err error
+		if owns, err = p.interactions.ClaimOriginal(ctx, schemas.PlatformDiscord, r.EventID, r.ID); err != nil {
+			return consume.DeferNATS(err)
+		}
+	}
+	if owns && (in.Ephemeral || !private) {
 		// Editing is idempotent: a redelivery writes the same text again.
-		endpoint := discordgo.EndpointWebhookMessage(appID, in.Token, "@original")
-		if _, err := p.request(ctx, "PATCH", endpoint, discordgo.EndpointWebhookToken("", ""), body); err != nil {
+		if _, err := p.request(ctx, "PATCH", original, original, body); err != nil {
 			return fmt.Errorf("discord: unable to answer the slash command with reply %s: %w", r.ID, err)
 		}
 		return nil
@@ -254,7 +266,30 @@ func (p *Platform) followUp(ctx context.Context, r *schemas.Reply, in collectors
 	if _, err := p.request(ctx, "POST", endpoint, endpoint, body); err != nil {
 		return fmt.Errorf("discord: unable to send follow-up reply %s: %w", r.ID, err)
 	}
+	if owns && !in.Ephemeral {
+		// The public deferral still shows "thinking…" in the channel, and
+		// this answer went privately: the deferral goes.
+		_, err := p.session.RequestWithBucketID("DELETE", original, nil, original,
+			discordgo.WithContext(ctx), discordgo.WithRetryOnRatelimit(false))
+		if err != nil && !isUnknownMessage(err) {
+			// The follow-up went out; retrying would send it again.
+			p.log.Warn("discord: unable to delete the deferred response of a private reply", "reply_id", r.ID, logging.Err(redactURL(err)))
+		}
+	}
 	return nil
+}
+
+// codeUnknownMessage is Discord's error for a message that is gone (the
+// deferred response deleted by an earlier delivery).
+const codeUnknownMessage = 10008
+
+func isUnknownMessage(err error) bool {
+	var rest *discordgo.RESTError
+	if !errors.As(err, &rest) || rest.Response == nil || rest.Response.StatusCode != http.StatusNotFound {
+		return false
+	}
+	e, _ := parseAPIError(rest.ResponseBody)
+	return e.Code == codeUnknownMessage
 }
 
 // holdGlobal holds every send for d after a global 429.

@@ -205,7 +205,7 @@ func TestSendInteraction(t *testing.T) {
 		name       string
 		ephemeral  bool // the deferral
 		visibility schemas.Visibility
-		// want: kinds and flags of the two parts' webhook messages.
+		// want: kinds and flags of the webhook requests of the two parts.
 		wantKinds []string
 		wantFlags []int
 	}{
@@ -213,8 +213,9 @@ func TestSendInteraction(t *testing.T) {
 			wantKinds: []string{discordtest.WebhookEditOriginal, discordtest.WebhookFollowup}, wantFlags: []int{0, 0}},
 		{name: "ephemeral deferral", ephemeral: true, visibility: schemas.VisibilityPrivate,
 			wantKinds: []string{discordtest.WebhookEditOriginal, discordtest.WebhookFollowup}, wantFlags: []int{0, 64}},
+		// The public "thinking…" is deleted once the private answer went.
 		{name: "private reply to a public deferral", visibility: schemas.VisibilityPrivate,
-			wantKinds: []string{discordtest.WebhookFollowup, discordtest.WebhookFollowup}, wantFlags: []int{64, 64}},
+			wantKinds: []string{discordtest.WebhookFollowup, discordtest.WebhookDeleteOriginal, discordtest.WebhookFollowup}, wantFlags: []int{64, 0, 64}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,8 +231,8 @@ func TestSendInteraction(t *testing.T) {
 				}
 			}
 			ups := env.srv.Followups()
-			if len(ups) != 2 {
-				t.Fatalf("webhook messages = %+v, want 2", ups)
+			if len(ups) != len(tt.wantKinds) {
+				t.Fatalf("webhook messages = %+v, want %d", ups, len(tt.wantKinds))
 			}
 			for i, u := range ups {
 				if u.Kind != tt.wantKinds[i] || u.Flags != tt.wantFlags[i] || u.Token != token || u.AppID != env.srv.AppID {
@@ -239,8 +240,8 @@ func TestSendInteraction(t *testing.T) {
 						i+1, u.Kind, u.Flags, u.Token, u.AppID, tt.wantKinds[i], tt.wantFlags[i], token)
 				}
 			}
-			if ups[0].Content != "part one" || ups[1].Content != "part two" {
-				t.Errorf("contents %q, %q", ups[0].Content, ups[1].Content)
+			if ups[0].Content != "part one" || ups[len(ups)-1].Content != "part two" {
+				t.Errorf("contents %q, %q", ups[0].Content, ups[len(ups)-1].Content)
 			}
 			if msgs := env.srv.Messages(); len(msgs) != 0 {
 				t.Errorf("channel messages = %+v, want none: the interaction answers", msgs)
@@ -313,5 +314,34 @@ func TestSendUnsupportedActionIsPermanent(t *testing.T) {
 	r.Action = schemas.ActionShoutout
 	if outcome, _ := sndOutcome(env.platform.Send(t.Context(), r)); outcome != "permanent" {
 		t.Fatalf("outcome %s, want permanent", outcome)
+	}
+}
+
+// TestSendInteractionSecondReply: a module that answers a slash command
+// with two replies shows both: the first edits the deferred response, the
+// second is a follow-up (also when the first is delivered again).
+func TestSendInteractionSecondReply(t *testing.T) {
+	env := newSndEnv(t)
+	first, second := sndReply("first answer"), sndReply("second answer")
+	second.EventID = first.EventID
+	env.sndDeferred(t, first.EventID, "tok-two-replies", false)
+	for _, r := range []*schemas.Reply{first, second, first} {
+		if err := env.platform.Send(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ups := env.srv.Followups()
+	want := []struct{ kind, content string }{
+		{discordtest.WebhookEditOriginal, "first answer"},
+		{discordtest.WebhookFollowup, "second answer"},
+		{discordtest.WebhookEditOriginal, "first answer"},
+	}
+	if len(ups) != len(want) {
+		t.Fatalf("webhook messages = %+v, want %d", ups, len(want))
+	}
+	for i, w := range want {
+		if ups[i].Kind != w.kind || ups[i].Content != w.content {
+			t.Errorf("message %d: %s %q, want %s %q", i+1, ups[i].Kind, ups[i].Content, w.kind, w.content)
+		}
 	}
 }

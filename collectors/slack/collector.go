@@ -33,8 +33,11 @@ type Config struct {
 	SigningSecret string
 	APIURL        string
 	AuthorizeURL  string
-	Transport     string
-	PublicURL     string
+	// ResponseURLHost is the only host slash-command answers are posted
+	// to (default hooks.slack.com; tests point it at a local server).
+	ResponseURLHost string
+	Transport       string
+	PublicURL       string
 
 	// Budget messages per channel per Window (Slack: about 1 per second).
 	Budget            int
@@ -103,9 +106,13 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 		return nil, err
 	}
 	workspaces := NewWorkspaceStore(cfg.Store, cfg.APIURL, cfg.BotToken, cfg.HTTPClient)
+	users, err := NewUserDirectory(UserDirectoryConfig{APIURL: cfg.APIURL, Workspaces: workspaces, HTTPClient: cfg.HTTPClient, Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	intake := NewIntake(IntakeConfig{Publisher: collectors.NewPublisher(cfg.Conn.JS, log), Workspaces: workspaces,
-		Interactions: interactions, Catalogue: cfg.Store.Manifests, Logger: log})
-	platform, err := NewPlatform(PlatformConfig{APIURL: cfg.APIURL, Workspaces: workspaces, Interactions: interactions,
+		Interactions: interactions, Catalogue: cfg.Store.Manifests, Users: users, Logger: log})
+	platform, err := NewPlatform(PlatformConfig{APIURL: cfg.APIURL, ResponseURLHost: cfg.ResponseURLHost, Workspaces: workspaces, Interactions: interactions,
 		HTTPClient: cfg.HTTPClient, Logger: log})
 	if err != nil {
 		return nil, err

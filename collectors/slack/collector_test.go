@@ -49,7 +49,7 @@ func startColRig(t *testing.T, conn *natsx.Conn, st *store.Store, budget int, wi
 	t.Cleanup(web.Close)
 	c, err := New(t.Context(), Config{
 		BotToken: colToken, SigningSecret: colSecret, APIURL: fake.apiURL(), Transport: TransportEvents,
-		PublicURL: web.URL, Budget: budget, Window: window, Backoff: []time.Duration{20 * time.Millisecond},
+		PublicURL: web.URL, ResponseURLHost: "127.0.0.1", Budget: budget, Window: window, Backoff: []time.Duration{20 * time.Millisecond},
 		Conn: conn, Store: st, Holder: "conformance", Logger: logging.Discard(),
 	})
 	if err != nil {

@@ -29,26 +29,31 @@ const (
 	// signatureWindow is how far a request's timestamp may be from our
 	// clock: an older request is a replay.
 	signatureWindow = 5 * time.Minute
-	// handleBudget keeps an answer within Slack's 3-second deadline; a
-	// publish that takes longer fails and Slack retries the event.
-	handleBudget = 2500 * time.Millisecond
+	// DefaultAnswerWithin is how long a request may be handled before it
+	// is answered anyway, well within Slack's 3-second deadline.
+	DefaultAnswerWithin = 2 * time.Second
 )
 
 // EventsConfig configures the Events API endpoints.
 type EventsConfig struct {
 	SigningSecret string
 	Intake        *Intake
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// AnswerWithin bounds the handling of one request (0 means
+	// DefaultAnswerWithin): past it an event is answered 500 (Slack
+	// retries it) and a slash command with an apology.
+	AnswerWithin time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
 
 // Events serves the Events API (events and slash commands over HTTP), the
 // alternative to Socket Mode.
 type Events struct {
-	secret string
-	intake *Intake
-	now    func() time.Time
-	log    *slog.Logger
+	secret       string
+	intake       *Intake
+	answerWithin time.Duration
+	now          func() time.Time
+	log          *slog.Logger
 }
 
 // NewEvents makes the Events API endpoints.
@@ -65,7 +70,28 @@ func NewEvents(cfg EventsConfig) (*Events, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = logging.Discard()
 	}
-	return &Events{secret: cfg.SigningSecret, intake: cfg.Intake, now: cfg.Now, log: cfg.Logger}, nil
+	if cfg.AnswerWithin <= 0 {
+		cfg.AnswerWithin = DefaultAnswerWithin
+	}
+	return &Events{secret: cfg.SigningSecret, intake: cfg.Intake, answerWithin: cfg.AnswerWithin, now: cfg.Now,
+		log: cfg.Logger}, nil
+}
+
+// within runs handle with a context that ends after answerWithin and
+// returns its error, or a timeout error once answerWithin has passed even
+// if handle has not returned (it then finishes on its own; its context is
+// cancelled).
+func (e *Events) within(parent context.Context, handle func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(parent, e.answerWithin)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- handle(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("slack: not handled within %s: %w", e.answerWithin, ctx.Err())
+	}
 }
 
 // Mount adds POST EventsPath and POST CommandsPath to mux.
@@ -146,9 +172,14 @@ func (e *Events) serveEvents(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), handleBudget)
-	defer cancel()
-	if err := e.intake.HandleEvent(ctx, ev.TeamID, ev); err != nil {
+	// The event is published before Slack is answered, not after a 200:
+	// a JetStream publish takes milliseconds, and an event answered 200
+	// and then not published would be lost (Slack retries only what is
+	// not answered 2xx within 3 seconds). The answer is bounded all the
+	// same: past answerWithin (2 s) it is a 500, so Slack retries, and the
+	// event id dedupe drops the retry if the late publish went through.
+	err = e.within(r.Context(), func(ctx context.Context) error { return e.intake.HandleEvent(ctx, ev.TeamID, ev) })
+	if err != nil {
 		e.log.Error("slack: event not handled; Slack will retry it", logging.KeyPlatform, platformName,
 			"retry", r.Header.Get("X-Slack-Retry-Num"), logging.Err(err))
 		http.Error(w, "not handled", http.StatusInternalServerError)
@@ -216,12 +247,11 @@ func (e *Events) serveCommands(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "malformed body", http.StatusBadRequest)
 		return
 	}
-	// Publishing takes a few milliseconds, well within Slack's 3 seconds,
-	// and done before answering it lets a failure tell the user to retry
-	// (Slack never redelivers a slash command).
-	ctx, cancel := context.WithTimeout(r.Context(), handleBudget)
-	defer cancel()
-	if err := e.intake.HandleSlash(ctx, cmd); err != nil {
+	// Slack never redelivers a slash command, so the answer is a 200 within
+	// answerWithin whatever happens: empty once the command is published
+	// (a few milliseconds), else an apology only the invoker sees.
+	err = e.within(r.Context(), func(ctx context.Context) error { return e.intake.HandleSlash(ctx, cmd) })
+	if err != nil {
 		e.log.Error("slack: slash command not handled", logging.KeyPlatform, platformName,
 			logging.KeyCommand, cmd.Command, logging.Err(err))
 		w.Header().Set("Content-Type", "application/json")

@@ -1,6 +1,7 @@
 package slack
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -88,16 +89,52 @@ func TestEventsRetryHandledOnce(t *testing.T) {
 		t.Fatalf("status %d while publishing failed, want 500 so Slack retries", rec.Code)
 	}
 	pub.setFail(nil)
-	for _, retry := range []string{"1", "2"} {
-		req := hookRequest(EventsPath, body, intakeSecret, time.Now())
-		req.Header.Set("X-Slack-Retry-Num", retry)
-		req.Header.Set("X-Slack-Retry-Reason", "http_error")
-		if rec := hookServe(h, req); rec.Code != http.StatusOK {
-			t.Fatalf("retry %s: status %d", retry, rec.Code)
-		}
+	if rec := hookServe(h, hookRequest(EventsPath, body, intakeSecret, time.Now())); rec.Code != http.StatusOK {
+		t.Fatalf("first retry: status %d", rec.Code)
+	}
+	// A later retry of the same event_id whose inner event has another
+	// ts: its event id would differ, so only the Slack event_id dedupe can
+	// drop it.
+	changed := callbackBody("EvR1", messageInner(intakeHuman, "!ping", "1700000003.000100", ""))
+	req := hookRequest(EventsPath, changed, intakeSecret, time.Now())
+	req.Header.Set("X-Slack-Retry-Num", "1")
+	req.Header.Set("X-Slack-Retry-Reason", "http_error")
+	if rec := hookServe(h, req); rec.Code != http.StatusOK {
+		t.Fatalf("retry: status %d", rec.Code)
 	}
 	if got := pub.published(); len(got) != 1 {
 		t.Fatalf("published %d events, want 1", len(got))
+	}
+}
+
+// evStuckPublisher never returns until released, whatever its context says:
+// the handler must answer on its own clock.
+type evStuckPublisher struct{ release chan struct{} }
+
+func (p *evStuckPublisher) Publish(context.Context, *schemas.Event) error {
+	<-p.release
+	return nil
+}
+
+func TestEventsAnsweredWithinTheDeadline(t *testing.T) {
+	stuck := &evStuckPublisher{release: make(chan struct{})}
+	t.Cleanup(func() { close(stuck.release) })
+	in := NewIntake(IntakeConfig{Publisher: stuck, Workspaces: newIntakeWorkspaces(), Logger: logging.Discard()})
+	events, err := NewEvents(EventsConfig{SigningSecret: intakeSecret, Intake: in, AnswerWithin: 50 * time.Millisecond,
+		Logger: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	events.Mount(mux)
+
+	body := callbackBody("EvD1", messageInner(intakeHuman, "!ping", "1700000004.000100", ""))
+	if rec := hookServe(mux, hookRequest(EventsPath, body, intakeSecret, time.Now())); rec.Code != http.StatusInternalServerError {
+		t.Fatalf("event: status %d, want 500 so Slack retries", rec.Code)
+	}
+	rec := hookServe(mux, hookRequest(CommandsPath, slashForm("ping"), intakeSecret, time.Now()))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"ephemeral"`) {
+		t.Fatalf("slash command: status %d body %q; want 200 with an ephemeral apology", rec.Code, rec.Body)
 	}
 }
 

@@ -3,6 +3,7 @@ package slack
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -102,6 +103,33 @@ func installGetOnly(h http.HandlerFunc) http.Handler {
 
 func (i *Install) callbackURL() string { return i.cfg.PublicURL + "/connect/slack/callback" }
 
+// stateCookie carries the OAuth state in the browser that started the
+// install, so a callback link made by someone else (their state, their
+// code) does not install their workspace from our browser.
+const (
+	stateCookie       = "waddlebot_slack_oauth_state"
+	stateCookiePath   = "/connect/slack"
+	stateCookieMaxAge = 10 * 60 // seconds; stateLifetimeSQL
+)
+
+func (i *Install) setStateCookie(w http.ResponseWriter, state string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: stateCookie, Value: state, Path: stateCookiePath, MaxAge: maxAge,
+		HttpOnly: true,
+		// Lax: Slack's redirect back to the callback is a top-level GET
+		// navigation, which Lax cookies are sent with.
+		SameSite: http.SameSiteLaxMode,
+		Secure:   strings.HasPrefix(i.cfg.PublicURL, "https://"),
+	})
+}
+
+// stateFromThisBrowser reports whether the callback's state is the one
+// this browser was given by /connect/slack.
+func stateFromThisBrowser(r *http.Request, state string) bool {
+	c, err := r.Cookie(stateCookie)
+	return err == nil && state != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) == 1
+}
+
 // connect sends the browser to Slack's consent page with a fresh state.
 func (i *Install) connect(w http.ResponseWriter, r *http.Request) {
 	raw := make([]byte, 32)
@@ -125,6 +153,7 @@ func (i *Install) connect(w http.ResponseWriter, r *http.Request) {
 		sep = "&"
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	i.setStateCookie(w, state, stateCookieMaxAge)
 	http.Redirect(w, r, i.cfg.AuthorizeURL+sep+q.Encode(), http.StatusFound)
 }
 
@@ -132,6 +161,14 @@ func (i *Install) connect(w http.ResponseWriter, r *http.Request) {
 func (i *Install) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
+	if !stateFromThisBrowser(r, q.Get("state")) {
+		// Not consumed: the state may belong to another browser whose
+		// install is still under way.
+		i.page(w, http.StatusBadRequest, "Link expired", "This install was not started in this browser, or its link expired. "+
+			"Open the install link again in this browser.")
+		return
+	}
+	i.setStateCookie(w, "", -1) // spent either way
 	if q.Get("error") != "" {
 		// The state is spent either way.
 		_ = i.consumeState(ctx, q.Get("state"))
@@ -159,6 +196,13 @@ func (i *Install) callback(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		i.log.Warn("slack: authorization code refused", logging.Err(err))
 		i.page(w, http.StatusBadGateway, "Not installed", "Slack did not accept the install ("+err.Error()+"). Open the install link again.")
+		return
+	}
+	if resp.TokenType != "bot" {
+		// Only a bot token is stored and used; anything else (a user
+		// token) would act as a person.
+		i.log.Warn("slack: oauth.v2.access returned no bot token", "token_type", resp.TokenType)
+		i.page(w, http.StatusBadRequest, "Not installed", "Slack returned no bot token. Check that the app has a bot user and open the install link again.")
 		return
 	}
 	if resp.Team.ID == "" || resp.AccessToken == "" {

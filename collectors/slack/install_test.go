@@ -15,6 +15,8 @@ import (
 type instRig struct {
 	*sndRig
 	mux *http.ServeMux
+	// cookies are what the last /connect/slack set: the browser's jar.
+	cookies []*http.Cookie
 }
 
 func instNewRig(t *testing.T) *instRig {
@@ -33,18 +35,29 @@ func instNewRig(t *testing.T) *instRig {
 
 func (r *instRig) get(t *testing.T, target string) *httptest.ResponseRecorder {
 	t.Helper()
+	return r.getWith(t, target, r.cookies)
+}
+
+// getWith is a GET from a browser holding cookies.
+func (r *instRig) getWith(t *testing.T, target string, cookies []*http.Cookie) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
 	rec := httptest.NewRecorder()
-	r.mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+	r.mux.ServeHTTP(rec, req)
 	return rec
 }
 
 // connect starts an install and returns the state Slack would send back.
 func (r *instRig) connect(t *testing.T) string {
 	t.Helper()
-	rec := r.get(t, "/connect/slack")
+	rec := r.getWith(t, "/connect/slack", nil)
 	if rec.Code != http.StatusFound {
 		t.Fatalf("GET /connect/slack = %d, want 302", rec.Code)
 	}
+	r.cookies = rec.Result().Cookies()
 	loc, err := url.Parse(rec.Header().Get("Location"))
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +151,10 @@ func TestInstallCallbackRefusals(t *testing.T) {
 		{name: "code refused", query: func(s string) string { return "code=c&state=" + url.QueryEscape(s) },
 			answer:   &sndAnswer{Status: http.StatusOK, Body: `{"ok":false,"error":"invalid_code"}`},
 			wantCode: http.StatusBadGateway, wantText: "invalid_code"},
+		{name: "user token instead of a bot token", query: func(s string) string { return "code=c&state=" + url.QueryEscape(s) },
+			answer: &sndAnswer{Status: http.StatusOK, Body: `{"ok":true,"access_token":"xoxp-user","token_type":"user",
+				"team":{"id":"T7","name":"Penguins"},"authed_user":{"id":"U1"}}`},
+			wantCode: http.StatusBadRequest, wantText: "no bot token"},
 		{name: "organization install", query: func(s string) string { return "code=c&state=" + url.QueryEscape(s) },
 			answer: &sndAnswer{Status: http.StatusOK, Body: `{"ok":true,"access_token":"xoxb-org","token_type":"bot",
 				"is_enterprise_install":true,"enterprise":{"id":"E1","name":"Org"},"team":null}`},
@@ -177,4 +194,63 @@ func TestInstallRoutesAreGetOnly(t *testing.T) {
 			t.Errorf("POST %s = %d, want 405", path, rec.Code)
 		}
 	}
+}
+
+func TestInstallStateIsTiedToTheBrowser(t *testing.T) {
+	rig := instNewRig(t)
+	rig.fake.answer("oauth.v2.access", sndAnswer{Status: http.StatusOK, Body: instGranted})
+	state := rig.connect(t)
+	var cookie *http.Cookie
+	for _, c := range rig.cookies {
+		if c.Name == stateCookie {
+			cookie = c
+		}
+	}
+	if cookie == nil || cookie.Value != state || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode ||
+		!cookie.Secure || cookie.Path != "/connect/slack" || cookie.MaxAge <= 0 {
+		t.Fatalf("state cookie = %+v, want the state, HttpOnly, SameSite=Lax, Secure (PublicURL is https)", cookie)
+	}
+	mine := rig.cookies
+	other := instNewRigCookiesOf(t, rig)
+
+	callback := "/connect/slack/callback?code=the-code&state=" + url.QueryEscape(state)
+	tests := []struct {
+		name    string
+		cookies []*http.Cookie
+	}{
+		{name: "a browser without the cookie", cookies: nil},
+		{name: "a browser that started another install", cookies: other},
+	}
+	for _, tt := range tests {
+		rec := rig.getWith(t, callback, tt.cookies)
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "not started in this browser") {
+			t.Fatalf("%s: callback = %d %s, want 400", tt.name, rec.Code, rec.Body)
+		}
+	}
+	if n := len(rig.fake.seen("oauth.v2.access")); n != 0 {
+		t.Fatalf("oauth.v2.access called %d times for callbacks from other browsers", n)
+	}
+	// The browser that started the install still completes it.
+	rec := rig.getWith(t, callback, mine)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "Installed in") {
+		t.Fatalf("callback from the right browser = %d %s", rec.Code, rec.Body)
+	}
+	cleared := false
+	for _, c := range rec.Result().Cookies() {
+		cleared = cleared || (c.Name == stateCookie && c.MaxAge < 0)
+	}
+	if !cleared {
+		t.Error("the state cookie was not cleared after the callback")
+	}
+}
+
+// instNewRigCookiesOf starts a second install on rig, as another browser,
+// and returns that browser's cookies (rig's own jar is kept).
+func instNewRigCookiesOf(t *testing.T, rig *instRig) []*http.Cookie {
+	t.Helper()
+	mine := rig.cookies
+	rig.connect(t)
+	other := rig.cookies
+	rig.cookies = mine
+	return other
 }

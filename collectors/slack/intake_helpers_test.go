@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -75,18 +76,26 @@ func (w *intakeWorkspaces) disconnected() []string {
 	return append([]string(nil), w.disconnects...)
 }
 
-// intakePublisher records what it publishes; while fail is set it fails.
+// intakePublisher records what it publishes; while fail is set it fails,
+// and so do its next failTimes attempts.
 type intakePublisher struct {
-	mu     sync.Mutex
-	events []*schemas.Event
-	fail   error
+	mu        sync.Mutex
+	events    []*schemas.Event
+	fail      error
+	failTimes int
+	attempts  int
 }
 
 func (p *intakePublisher) Publish(_ context.Context, ev *schemas.Event) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.attempts++
 	if p.fail != nil {
 		return p.fail
+	}
+	if p.failTimes > 0 {
+		p.failTimes--
+		return errors.New("publish failed (test)")
 	}
 	if ev.Version == 0 {
 		ev.Version = schemas.Version
@@ -105,6 +114,18 @@ func (p *intakePublisher) setFail(err error) {
 	p.mu.Lock()
 	p.fail = err
 	p.mu.Unlock()
+}
+
+func (p *intakePublisher) failNext(times int) {
+	p.mu.Lock()
+	p.failTimes = times
+	p.mu.Unlock()
+}
+
+func (p *intakePublisher) attempted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.attempts
 }
 
 func (p *intakePublisher) published() []*schemas.Event {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +27,11 @@ const (
 	botUserIDTTL        = 10 * time.Minute
 	botUserIDRetryAfter = 5 * time.Second // after a failed lookup, so a down database is not asked per message
 	botUserIDBudget     = 5 * time.Second
-	recentEntries       = 50000
+	// botUserIDWait is how long an event waits for a team's bot user never
+	// looked up before; past it the event goes on without (the bot's own
+	// posts carry bot_id anyway), within Slack's 3-second deadline.
+	botUserIDWait = time.Second
+	recentEntries = 50000
 )
 
 // errIgnored marks a Slack event that is not a WaddleBot event: an edit, a
@@ -42,8 +47,11 @@ type IntakeConfig struct {
 	// replies are private is answered ephemerally. Optional: without it
 	// every answer is public.
 	Catalogue func(ctx context.Context) ([]schemas.Manifest, error)
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Users tells users' roles (NewUserDirectory). Optional: without it
+	// everyone is a member.
+	Users  UserRoles
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Intake is where both transports (Socket Mode and the Events API) hand
@@ -54,11 +62,15 @@ type Intake struct {
 	workspaces   Workspaces
 	interactions *collectors.Interactions
 	catalogue    func(ctx context.Context) ([]schemas.Manifest, error)
+	users        UserRoles
 	log          *slog.Logger
 	now          func() time.Time
 
-	botMu  sync.Mutex
-	botIDs map[string]botUserID // by team
+	// botMu guards botIDs only: lookups run outside it, one per team at a
+	// time (botLookups), so a slow team holds up no other.
+	botMu      sync.Mutex
+	botIDs     map[string]botUserID // by team
+	botLookups flights
 
 	catMu      sync.Mutex
 	catCached  []schemas.Manifest
@@ -86,7 +98,7 @@ func NewIntake(cfg IntakeConfig) *Intake {
 		cfg.Now = time.Now
 	}
 	return &Intake{pub: cfg.Publisher, workspaces: cfg.Workspaces, interactions: cfg.Interactions,
-		catalogue: cfg.Catalogue, log: cfg.Logger, now: cfg.Now,
+		catalogue: cfg.Catalogue, users: cfg.Users, log: cfg.Logger, now: cfg.Now,
 		botIDs:  map[string]botUserID{},
 		handled: newRecentSet(recentEntries), published: newRecentSet(recentEntries)}
 }
@@ -173,6 +185,7 @@ func (in *Intake) handleMessage(ctx context.Context, teamID string, m message) e
 			logging.KeyChannel, ev.Channel.ID, logging.KeyEvent, ev.ID)
 		return nil
 	}
+	ev.User.Roles = in.roles(ctx, teamID, ev.User.ID)
 	return in.publish(ctx, ev)
 }
 
@@ -199,32 +212,65 @@ func (in *Intake) publish(ctx context.Context, ev *schemas.Event) error {
 }
 
 // botUserID is the bot's user id in a team, cached; "" when unknown (a
-// failed lookup lets messages flow on rather than wait for the database;
-// the bot's own posts carry bot_id anyway).
+// failed or slow lookup lets messages flow on rather than wait for the
+// database; the bot's own posts carry bot_id anyway). A stale id is
+// returned at once while it is refreshed.
 func (in *Intake) botUserID(ctx context.Context, teamID string) string {
 	if in.workspaces == nil || teamID == "" {
 		return ""
 	}
 	in.botMu.Lock()
-	defer in.botMu.Unlock()
-	now := in.now()
 	cached, ok := in.botIDs[teamID]
-	if ok && now.Before(cached.checkAt) {
+	in.botMu.Unlock()
+	if ok && in.now().Before(cached.checkAt) {
 		return cached.id
 	}
-	lookupCtx, cancel := context.WithTimeout(ctx, botUserIDBudget)
-	id, err := in.workspaces.BotUserID(lookupCtx, teamID)
+	// The lookup outlives this caller, so a slow answer still serves the
+	// team's next event.
+	lookupCtx := context.WithoutCancel(ctx)
+	done := in.botLookups.start(teamID, func() { in.refreshBotUserID(lookupCtx, teamID, cached.id) })
+	if cached.id != "" {
+		return cached.id
+	}
+	wait := time.NewTimer(botUserIDWait)
+	defer wait.Stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ""
+	case <-wait.C:
+		return ""
+	}
+	in.botMu.Lock()
+	defer in.botMu.Unlock()
+	return in.botIDs[teamID].id
+}
+
+func (in *Intake) refreshBotUserID(ctx context.Context, teamID, previous string) {
+	ctx, cancel := context.WithTimeout(ctx, botUserIDBudget)
+	id, err := in.workspaces.BotUserID(ctx, teamID)
 	cancel()
+	entry := botUserID{id: id, checkAt: in.now().Add(botUserIDTTL)}
 	if err != nil {
 		if !errors.Is(err, ErrNotInstalled) {
 			in.log.Warn("slack: unable to look up the bot user; its mentions are not recognised until it is known",
 				logging.KeyPlatform, platformName, "team", teamID, logging.Err(err))
 		}
-		in.botIDs[teamID] = botUserID{id: cached.id, checkAt: now.Add(botUserIDRetryAfter)}
-		return cached.id
+		entry = botUserID{id: previous, checkAt: in.now().Add(botUserIDRetryAfter)}
 	}
-	in.botIDs[teamID] = botUserID{id: id, checkAt: now.Add(botUserIDTTL)}
-	return id
+	in.botMu.Lock()
+	in.botIDs[teamID] = entry
+	in.botMu.Unlock()
+}
+
+// roles is the user's roles in the team: member unless a UserRoles says
+// more.
+func (in *Intake) roles(ctx context.Context, teamID, userID string) []schemas.Role {
+	if in.users == nil {
+		return []schemas.Role{schemas.RoleMember}
+	}
+	// A copy: the directory's cached slice is shared between events.
+	return slices.Clone(in.users.Roles(ctx, teamID, userID))
 }
 
 func (in *Intake) forgetBot(teamID string) {

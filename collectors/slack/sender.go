@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -27,19 +28,30 @@ type PlatformConfig struct {
 	APIURL       string
 	Workspaces   Workspaces
 	Interactions *collectors.Interactions
-	HTTPClient   *http.Client
-	Logger       *slog.Logger
+	// ResponseURLHost is the only host a slash command's response URL may
+	// name; "" means DefaultResponseURLHost. A response URL comes from the
+	// request that carried the command, so this keeps a forged one from
+	// making the sender post elsewhere. For the default host the URL must
+	// be https; another host (a test's fake) may be http too. A host without
+	// a port matches any port.
+	ResponseURLHost string
+	HTTPClient      *http.Client
+	Logger          *slog.Logger
 }
+
+// DefaultResponseURLHost is where Slack's response URLs point.
+const DefaultResponseURLHost = "hooks.slack.com"
 
 // Platform sends replies to Slack; it implements collectors.Platform. The
 // per-channel budget (about one message a second) is applied by
 // collectors.Sender, not here.
 type Platform struct {
-	apiURL       string
-	workspaces   Workspaces
-	interactions *collectors.Interactions
-	httpClient   *http.Client
-	log          *slog.Logger
+	apiURL          string
+	responseURLHost string
+	workspaces      Workspaces
+	interactions    *collectors.Interactions
+	httpClient      *http.Client
+	log             *slog.Logger
 }
 
 // NewPlatform checks cfg.
@@ -53,7 +65,10 @@ func NewPlatform(cfg PlatformConfig) (*Platform, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Platform{apiURL: normalizeAPIURL(cfg.APIURL), workspaces: cfg.Workspaces, interactions: cfg.Interactions,
+	if cfg.ResponseURLHost == "" {
+		cfg.ResponseURLHost = DefaultResponseURLHost
+	}
+	return &Platform{apiURL: normalizeAPIURL(cfg.APIURL), responseURLHost: strings.ToLower(cfg.ResponseURLHost), workspaces: cfg.Workspaces, interactions: cfg.Interactions,
 		httpClient: cfg.HTTPClient,
 		log:        cfg.Logger.With(logging.KeyPart, "sender", logging.KeyPlatform, schemas.PlatformSlack)}, nil
 }
@@ -224,14 +239,18 @@ func (p *Platform) respond(ctx context.Context, responseURL, text string, epheme
 	if err != nil {
 		return consume.Permanent(fmt.Errorf("slack: unable to encode a response: %w", err))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, responseURL, bytes.NewReader(body))
+	target, err := p.checkResponseURL(responseURL)
 	if err != nil {
-		return consume.Permanent(fmt.Errorf("slack: unusable response URL: %w", err))
+		return consume.Permanent(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), bytes.NewReader(body))
+	if err != nil {
+		return consume.Permanent(fmt.Errorf("slack: unusable response URL %s: %w", redactedURL(target), redactURLError(err)))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := p.httpClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("slack: unable to post to the response URL: %w", err)
+		return fmt.Errorf("slack: unable to post to the response URL: %w", redactURLError(err))
 	}
 	defer resp.Body.Close()
 	detail, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -249,4 +268,49 @@ func (p *Platform) respond(ctx context.Context, responseURL, text string, epheme
 	default:
 		return fmt.Errorf("%w: %d %s", errResponseURLSpent, resp.StatusCode, strings.TrimSpace(string(detail)))
 	}
+}
+
+// checkResponseURL parses a response URL and refuses one that does not
+// point at Slack's response host. Its errors never include the URL's path:
+// the path is the credential.
+func (p *Platform) checkResponseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, errors.New("slack: the response URL is not a URL")
+	}
+	host := strings.ToLower(u.Host)
+	if !strings.Contains(p.responseURLHost, ":") {
+		host = strings.ToLower(u.Hostname())
+	}
+	schemes := "https"
+	if p.responseURLHost != DefaultResponseURLHost {
+		schemes = "http or https"
+	}
+	schemeOK := u.Scheme == "https" || (u.Scheme == "http" && p.responseURLHost != DefaultResponseURLHost)
+	if host != p.responseURLHost || !schemeOK || u.User != nil {
+		return nil, fmt.Errorf("slack: refused to post to response URL %s: response URLs must be %s on %s",
+			redactedURL(u), schemes, p.responseURLHost)
+	}
+	return u, nil
+}
+
+// redactedURL is u without what makes it a credential: its path, query and
+// user info.
+func redactedURL(u *url.URL) string {
+	return u.Scheme + "://" + u.Host + "/…"
+}
+
+// redactURLError strips the URL net/http puts in its errors (a *url.Error
+// names the whole response URL), keeping what went wrong: a timeout, a
+// refused connection.
+func redactURLError(err error) error {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		shown := "URL"
+		if u, perr := url.Parse(urlErr.URL); perr == nil {
+			shown = redactedURL(u)
+		}
+		return fmt.Errorf("%s %s: %w", urlErr.Op, shown, urlErr.Err)
+	}
+	return err
 }

@@ -163,7 +163,9 @@ func sndNewRig(t *testing.T, staticToken string) *sndRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPlatform(PlatformConfig{APIURL: fake.apiURL(), Workspaces: ws, Interactions: in, Logger: logging.Discard()})
+	// Response URLs in these tests are httptest servers on 127.0.0.1.
+	p, err := NewPlatform(PlatformConfig{APIURL: fake.apiURL(), Workspaces: ws, Interactions: in,
+		ResponseURLHost: "127.0.0.1", Logger: logging.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

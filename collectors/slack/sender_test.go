@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/waddlebot/waddlebot/collectors"
+	"github.com/waddlebot/waddlebot/internal/logging"
 	"github.com/waddlebot/waddlebot/schemas"
 )
 
@@ -254,5 +255,75 @@ func TestSendFallsBackWhenTheResponseURLIsSpent(t *testing.T) {
 	}
 	if n := len(rig.fake.seen("chat.postMessage")); n != 0 {
 		t.Errorf("an ephemeral answer was posted to the channel %d times", n)
+	}
+}
+
+func TestSendRefusesResponseURLsOffSlacksHost(t *testing.T) {
+	rig := sndNewRig(t, "")
+	sndInstall(t, rig.workspaces, "T1", "xoxb-one")
+	onSlack, err := NewPlatform(PlatformConfig{APIURL: rig.fake.apiURL(), Workspaces: rig.workspaces,
+		Interactions: rig.interactions, Logger: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := sndNewResponseURL(t, http.StatusOK)
+	tests := []struct {
+		name        string
+		platform    *Platform
+		responseURL string
+	}{
+		{name: "another host", platform: rig.platform, responseURL: "https://evil.example/commands/T1/1/secret"},
+		{name: "a host that ends like the allowed one", platform: rig.platform, responseURL: "http://evil127.0.0.1/commands/T1/1/secret"},
+		{name: "user info in the URL", platform: rig.platform, responseURL: strings.Replace(hook.srv.URL, "http://", "http://me@", 1) + "/commands/secret"},
+		{name: "Slack's host over http", platform: onSlack, responseURL: "http://hooks.slack.com/commands/T1/1/secret"},
+		{name: "not Slack's host by default", platform: onSlack, responseURL: hook.srv.URL + "/commands/T1/1/secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := sndReply("T1", "pong "+tt.name)
+			if err := rig.interactions.Put(t.Context(), schemas.PlatformSlack, r.EventID,
+				collectors.Interaction{ResponseURL: tt.responseURL}); err != nil {
+				t.Fatal(err)
+			}
+			err := tt.platform.Send(t.Context(), r)
+			if got, _ := sndOutcome(err); got != "permanent" || !strings.Contains(err.Error(), "refused to post") {
+				t.Fatalf("Send = %v (%s), want a permanent refusal", err, got)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("the error shows the response URL's path: %v", err)
+			}
+			hook.mu.Lock()
+			defer hook.mu.Unlock()
+			if len(hook.posts) != 0 {
+				t.Errorf("posted %d times", len(hook.posts))
+			}
+			if n := len(rig.fake.seen("chat.postMessage")); n != 0 {
+				t.Errorf("fell back to chat.postMessage %d times", n)
+			}
+		})
+	}
+	// Slack's own host over https passes the check (the post itself then
+	// fails: there is no network here, or it is refused).
+	if _, err := onSlack.checkResponseURL("https://hooks.slack.com/commands/T1/1/secret"); err != nil {
+		t.Fatalf("Slack's response URL refused: %v", err)
+	}
+}
+
+func TestSendResponseURLNetworkErrorHidesTheURL(t *testing.T) {
+	rig := sndNewRig(t, "")
+	sndInstall(t, rig.workspaces, "T1", "xoxb-one")
+	hook := sndNewResponseURL(t, http.StatusOK)
+	hook.srv.Close() // nothing listens there any more
+	r := sndReply("T1", "pong")
+	if err := rig.interactions.Put(t.Context(), schemas.PlatformSlack, r.EventID,
+		collectors.Interaction{ResponseURL: hook.srv.URL + "/commands/T1/1/the-secret-part"}); err != nil {
+		t.Fatal(err)
+	}
+	err := rig.platform.Send(t.Context(), r)
+	if got, _ := sndOutcome(err); got != "failure" {
+		t.Fatalf("Send = %v (%s), want a retryable failure", err, got)
+	}
+	if strings.Contains(err.Error(), "the-secret-part") || strings.Contains(err.Error(), "/commands/") {
+		t.Fatalf("the error shows the response URL: %v", err)
 	}
 }

@@ -46,7 +46,7 @@ func (in *Intake) HandleSlash(ctx context.Context, cmd slack.SlashCommand) error
 		Kind:            schemas.KindCommand,
 		Channel:         schemas.Channel{ID: cmd.ChannelID, Name: cmd.ChannelName, ServerID: cmd.TeamID},
 		User: schemas.User{ID: cmd.UserID, Login: cmd.UserID, DisplayName: cmd.UserName,
-			Roles: []schemas.Role{schemas.RoleMember}},
+			Roles: in.roles(ctx, cmd.TeamID, cmd.UserID)},
 		Text:       text,
 		OccurredAt: in.now().UTC(),
 	}

@@ -23,12 +23,20 @@ import (
 const SocketLease = "slack.socket"
 
 const (
-	// socketQueue is how many acknowledged envelopes may wait for the
-	// intake; a slower intake then delays the next acknowledgements.
+	// socketQueue is how many envelopes may wait for the intake; a slower
+	// intake then stops the reading of the next ones.
 	socketQueue = 256
-	// socketHandleBudget bounds one envelope's handling.
-	socketHandleBudget = 10 * time.Second
+	// socketHandleBudget bounds one envelope's handling, so it is
+	// acknowledged within Slack's 3 seconds or not at all (and then
+	// redelivered).
+	socketHandleBudget = 2500 * time.Millisecond
 )
+
+// slashApology is the acknowledgement payload of a slash command that could
+// not be published: Slack shows it to the invoker only, and does not
+// redeliver slash commands.
+var slashApology = map[string]string{"response_type": "ephemeral",
+	"text": "WaddleBot could not take that command just now. Please try again."}
 
 // SocketConfig configures the Socket Mode connection.
 type SocketConfig struct {
@@ -75,10 +83,11 @@ func (s *Socket) Run(ctx context.Context) error {
 	return collectors.HoldLease(ctx, s.cfg.Leases, SocketLease, s.run)
 }
 
-// socketWork is one acknowledged envelope waiting for the intake.
+// socketWork is one envelope waiting for the intake, not acknowledged yet.
 type socketWork struct {
-	event *slackevents.EventsAPIEvent
-	slash *slack.SlashCommand
+	envelopeID string
+	event      *slackevents.EventsAPIEvent
+	slash      *slack.SlashCommand
 }
 
 func (s *Socket) run(ctx context.Context) error {
@@ -92,7 +101,7 @@ func (s *Socket) run(ctx context.Context) error {
 	handled := make(chan struct{})
 	go func() {
 		defer close(handled)
-		s.handle(ctx, work)
+		s.handle(ctx, client, work)
 	}()
 	received := make(chan struct{})
 	go func() {
@@ -110,8 +119,9 @@ func (s *Socket) run(ctx context.Context) error {
 	return err
 }
 
-// receive acknowledges every envelope as soon as it arrives, so Slack never
-// redelivers it for slowness, and queues it for the intake.
+// receive queues events and slash commands for the intake, which
+// acknowledges each once it is published; what WaddleBot does not use is
+// acknowledged at once.
 func (s *Socket) receive(ctx context.Context, client *socketmode.Client, work chan<- socketWork) {
 	defer close(work)
 	for {
@@ -134,16 +144,16 @@ func (s *Socket) receive(ctx context.Context, client *socketmode.Client, work ch
 		case socketmode.EventTypeErrorBadMessage:
 			s.ackBadMessage(ctx, client, evt)
 		case socketmode.EventTypeEventsAPI:
-			s.ack(ctx, client, evt)
-			if ev, ok := evt.Data.(slackevents.EventsAPIEvent); ok {
+			if ev, ok := evt.Data.(slackevents.EventsAPIEvent); ok && evt.Request != nil {
 				item.event = &ev
+			} else {
+				s.ack(ctx, client, evt)
 			}
 		case socketmode.EventTypeSlashCommand:
-			// An empty acknowledgement: the answer comes through the
-			// response URL once a module has one.
-			s.ack(ctx, client, evt)
-			if cmd, ok := evt.Data.(slack.SlashCommand); ok {
+			if cmd, ok := evt.Data.(slack.SlashCommand); ok && evt.Request != nil {
 				item.slash = &cmd
+			} else {
+				s.ack(ctx, client, evt)
 			}
 		case socketmode.EventTypeInteractive:
 			s.ack(ctx, client, evt) // WaddleBot posts no buttons or modals
@@ -151,6 +161,7 @@ func (s *Socket) receive(ctx context.Context, client *socketmode.Client, work ch
 		if item.event == nil && item.slash == nil {
 			continue
 		}
+		item.envelopeID = evt.Request.EnvelopeID
 		select {
 		case work <- item:
 		case <-ctx.Done():
@@ -160,12 +171,19 @@ func (s *Socket) receive(ctx context.Context, client *socketmode.Client, work ch
 }
 
 func (s *Socket) ack(ctx context.Context, client *socketmode.Client, evt socketmode.Event) {
-	if evt.Request == nil || evt.Request.EnvelopeID == "" {
+	if evt.Request == nil {
 		return
 	}
-	if err := client.AckCtx(ctx, evt.Request.EnvelopeID, nil); err != nil && ctx.Err() == nil {
+	s.ackEnvelope(ctx, client, evt.Request.EnvelopeID, nil)
+}
+
+func (s *Socket) ackEnvelope(ctx context.Context, client *socketmode.Client, envelopeID string, payload any) {
+	if envelopeID == "" {
+		return
+	}
+	if err := client.AckCtx(ctx, envelopeID, payload); err != nil && ctx.Err() == nil {
 		s.log.Warn("slack: unable to acknowledge an envelope", logging.KeyPlatform, platformName,
-			logging.KeyID, evt.Request.EnvelopeID, logging.Err(err))
+			logging.KeyID, envelopeID, logging.Err(err))
 	}
 }
 
@@ -189,9 +207,20 @@ func (s *Socket) ackBadMessage(ctx context.Context, client *socketmode.Client, e
 	s.ack(ctx, client, socketmode.Event{Request: &socketmode.Request{EnvelopeID: envelope.EnvelopeID}})
 }
 
-// handle passes acknowledged envelopes to the intake in arrival order.
-func (s *Socket) handle(ctx context.Context, work <-chan socketWork) {
+// handle passes envelopes to the intake in arrival order and acknowledges
+// each once it is published: publishing takes milliseconds, well within
+// Slack's 3 seconds, and an envelope acknowledged first would be lost if
+// publishing then failed (Slack never redelivers an acknowledged
+// envelope). An event that could not be published is left unacknowledged,
+// so Slack redelivers it (with retry_attempt); the intake's event id
+// dedupe drops a redelivery of one that was published after all.
+func (s *Socket) handle(ctx context.Context, client *socketmode.Client, work <-chan socketWork) {
 	for item := range work {
+		if ctx.Err() != nil {
+			// Lease lost or shutting down: what is queued is left to
+			// Slack's redelivery to the next holder.
+			continue
+		}
 		itemCtx, cancel := context.WithTimeout(ctx, socketHandleBudget)
 		var err error
 		switch {
@@ -201,9 +230,18 @@ func (s *Socket) handle(ctx context.Context, work <-chan socketWork) {
 			err = s.cfg.Intake.HandleSlash(itemCtx, *item.slash)
 		}
 		cancel()
-		if err != nil && ctx.Err() == nil {
-			// Acknowledged already, so Slack will not redeliver it.
-			s.log.Error("slack: Socket Mode envelope lost", logging.KeyPlatform, platformName, logging.Err(err))
+		switch {
+		case err == nil:
+			s.ackEnvelope(ctx, client, item.envelopeID, nil)
+		case item.slash != nil:
+			// Slack does not redeliver slash commands: the invoker is told
+			// to try again instead.
+			s.log.Error("slack: slash command not handled", logging.KeyPlatform, platformName,
+				logging.KeyID, item.envelopeID, logging.KeyCommand, item.slash.Command, logging.Err(err))
+			s.ackEnvelope(ctx, client, item.envelopeID, slashApology)
+		case ctx.Err() == nil:
+			s.log.Warn("slack: event not handled; left unacknowledged so Slack redelivers it", logging.KeyPlatform, platformName,
+				logging.KeyID, item.envelopeID, logging.Err(err))
 		}
 	}
 }

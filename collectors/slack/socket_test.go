@@ -23,11 +23,13 @@ type sockFake struct {
 	srv  *slacktest.Server
 	mu   sync.Mutex
 	acks []string // envelope ids acknowledged
+	// payloads are the acknowledgements' payloads, by envelope id.
+	payloads map[string]string
 }
 
 func newSockFake(t *testing.T) *sockFake {
 	t.Helper()
-	f := &sockFake{srv: slacktest.NewTestServer()}
+	f := &sockFake{srv: slacktest.NewTestServer(), payloads: map[string]string{}}
 	f.srv.Start()
 	done := make(chan struct{})
 	t.Cleanup(func() {
@@ -41,11 +43,13 @@ func newSockFake(t *testing.T) *sockFake {
 				return
 			case frame := <-f.srv.SeenFeed:
 				var ack struct {
-					EnvelopeID string `json:"envelope_id"`
+					EnvelopeID string          `json:"envelope_id"`
+					Payload    json.RawMessage `json:"payload"`
 				}
 				if json.Unmarshal([]byte(frame), &ack) == nil && ack.EnvelopeID != "" {
 					f.mu.Lock()
 					f.acks = append(f.acks, ack.EnvelopeID)
+					f.payloads[ack.EnvelopeID] = string(ack.Payload)
 					f.mu.Unlock()
 				}
 			}
@@ -58,6 +62,14 @@ func (f *sockFake) acked(id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Contains(f.acks, id)
+}
+
+// ackPayload is the payload the envelope was acknowledged with; "" when
+// it was not acknowledged or was acknowledged without one.
+func (f *sockFake) ackPayload(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.payloads[id]
 }
 
 // push sends a Socket Mode envelope of kind carrying payload.
@@ -146,5 +158,64 @@ func TestNewSocketNeeds(t *testing.T) {
 	}
 	if _, err := NewSocket(SocketConfig{AppToken: "xapp-1", Intake: in}); err == nil {
 		t.Fatal("NewSocket accepted a config without leases")
+	}
+}
+
+// sockStart runs a Socket over fake for rig until the test ends.
+func sockStart(t *testing.T, rig *intakeRig, fake *sockFake) {
+	t.Helper()
+	sock, err := NewSocket(SocketConfig{AppToken: "xapp-1-test", APIURL: fake.srv.GetAPIURL(), Intake: rig.intake,
+		Leases: intakeLeases(t, rig.env), Logger: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan error, 1)
+	go func() { stopped <- sock.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	fake.srv.SendToWebsocket(`{"type":"hello","num_connections":1,"connection_info":{"app_id":"A0APP"}}`)
+}
+
+func TestSocketAcknowledgesOnlyWhatIsPublished(t *testing.T) {
+	rig := newIntakeRig(t)
+	fake := newSockFake(t)
+	sockStart(t, rig, fake)
+
+	rig.pub.failNext(1)
+	const ts = "1700000200.000100"
+	fake.push("env-first", "events_api", callbackBody("EvA1", messageInner(intakeHuman, "!ping", ts, "")))
+	natstest.Eventually(t, 10*time.Second, "the failed publish", func() bool { return rig.pub.attempted() >= 1 })
+	// Slack redelivers what was not acknowledged, in a new envelope. One
+	// connection's envelopes are handled in order, so the first one's fate
+	// is decided (and any acknowledgement sent) before the redelivery's.
+	fake.srv.SendToWebsocket(`{"envelope_id":"env-retry","type":"events_api","payload":` +
+		callbackBody("EvA1", messageInner(intakeHuman, "!ping", ts, "")) +
+		`,"accepts_response_payload":false,"retry_attempt":1,"retry_reason":"timeout"}`)
+	natstest.Eventually(t, 10*time.Second, "the redelivery acknowledged", func() bool { return fake.acked("env-retry") })
+	if fake.acked("env-first") {
+		t.Fatal("the envelope whose publish failed was acknowledged: Slack would never redeliver it")
+	}
+	if got := rig.pub.published(); len(got) != 1 || got[0].Text != "!ping" {
+		t.Fatalf("published %+v, want the redelivered event once", got)
+	}
+}
+
+func TestSocketSlashCommandApologizesWhenNotPublished(t *testing.T) {
+	rig := newIntakeRig(t)
+	fake := newSockFake(t)
+	sockStart(t, rig, fake)
+	rig.pub.failNext(1)
+	fake.push("env-slash-fail", "slash_commands", `{"team_id":"T0TEAM","channel_id":"C0CHAN","user_id":"U0ALICE",`+
+		`"command":"/waddlebot","text":"ping","response_url":"https://hooks.slack.test/r/2","trigger_id":"trig-sock-2"}`)
+	natstest.Eventually(t, 10*time.Second, "the slash command acknowledged", func() bool {
+		return fake.ackPayload("env-slash-fail") != ""
+	})
+	if p := fake.ackPayload("env-slash-fail"); !strings.Contains(p, `"ephemeral"`) || !strings.Contains(p, "try again") {
+		t.Fatalf("acknowledgement payload %s, want an ephemeral apology", p)
 	}
 }

@@ -81,9 +81,11 @@ type gwSession struct {
 }
 
 type gwConn struct {
-	ws      *websocket.Conn
-	writeMu sync.Mutex
-	session *gwSession
+	ws *websocket.Conn
+	// resumeURL: connected through ResumeGatewayURL.
+	resumeURL bool
+	writeMu   sync.Mutex
+	session   *gwSession
 }
 
 func (c *gwConn) write(f gwFrame) error {
@@ -102,6 +104,9 @@ type gatewayState struct {
 	resumes           int
 	heartbeats        int
 	nextSession       int
+	refuseGateway     bool
+	gatewayAttempts   int
+	refusedResumes    int
 }
 
 var gwUpgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
@@ -110,6 +115,39 @@ func (s *Server) routeGateway(mux *http.ServeMux) {
 	// discordgo adds a slash and ?v=…&encoding=json to the URL it was given.
 	mux.HandleFunc("GET /gateway", s.serveGateway)
 	mux.HandleFunc("GET /gateway/{$}", s.serveGateway)
+	// READY names this as resume_gateway_url: resumes must come here.
+	mux.HandleFunc("GET /gateway-resume", s.serveResumeGateway)
+	mux.HandleFunc("GET /gateway-resume/{$}", s.serveResumeGateway)
+}
+
+// ResumeGatewayURL is the resume_gateway_url READY hands out. Like
+// Discord's, it differs from GatewayURL, and a Resume sent to GatewayURL
+// is refused (op 9, not resumable).
+func (s *Server) ResumeGatewayURL() string {
+	return "ws" + strings.TrimPrefix(s.HTTP.URL, "http") + "/gateway-resume"
+}
+
+// RefuseGateway makes the gateway answer 503 to every connection attempt
+// (true) or accept them again (false).
+func (s *Server) RefuseGateway(refuse bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuseGateway = refuse
+}
+
+// GatewayAttempts counts connection attempts, refused ones included.
+func (s *Server) GatewayAttempts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gatewayAttempts
+}
+
+// RefusedResumes counts op 6 Resumes refused because they came to the
+// main gateway URL instead of the resume one.
+func (s *Server) RefusedResumes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refusedResumes
 }
 
 func (s *Server) closeGateway() {
@@ -283,11 +321,27 @@ func (s *Server) Reconnect() {
 }
 
 func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
+	s.serveGatewayConn(w, r, false)
+}
+
+func (s *Server) serveResumeGateway(w http.ResponseWriter, r *http.Request) {
+	s.serveGatewayConn(w, r, true)
+}
+
+func (s *Server) serveGatewayConn(w http.ResponseWriter, r *http.Request, resumeURL bool) {
+	s.mu.Lock()
+	s.gatewayAttempts++
+	refuse := s.refuseGateway
+	s.mu.Unlock()
+	if refuse {
+		http.Error(w, "gateway unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	ws, err := gwUpgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
-	c := &gwConn{ws: ws}
+	c := &gwConn{ws: ws, resumeURL: resumeURL}
 	s.mu.Lock()
 	if s.conns == nil {
 		s.conns = map[*gwConn]bool{}
@@ -394,7 +448,7 @@ func (s *Server) identify(c *gwConn, d json.RawMessage) bool {
 		"user":               map[string]any{"id": s.AppID, "username": "WaddleBot", "discriminator": "0", "bot": true},
 		"guilds":             unavailable,
 		"session_id":         sess.id,
-		"resume_gateway_url": s.GatewayURL(),
+		"resume_gateway_url": s.ResumeGatewayURL(),
 		"shard":              shard,
 		"application":        map[string]any{"id": s.AppID, "flags": 0},
 	})
@@ -425,6 +479,12 @@ func (s *Server) resume(c *gwConn, d json.RawMessage) bool {
 		return s.closeWith(c, closeAuthenticationFailed, "Authentication failed.")
 	}
 	s.mu.Lock()
+	if !c.resumeURL {
+		// Discord wants resumes on the session's resume_gateway_url.
+		s.refusedResumes++
+		s.mu.Unlock()
+		return c.write(gwFrame{Op: opInvalidSession, D: json.RawMessage("false")}) == nil
+	}
 	sess, ok := s.sessions[in.SessionID]
 	if !ok {
 		s.mu.Unlock()

@@ -122,6 +122,8 @@ type Callback struct {
 const (
 	WebhookEditOriginal = "edit_original" // PATCH …/messages/@original
 	WebhookFollowup     = "followup"      // POST /webhooks/{app}/{token}
+	// WebhookDeleteOriginal is DELETE …/messages/@original (no content).
+	WebhookDeleteOriginal = "delete_original"
 )
 
 // WebhookMessage is an interaction follow-up or an edit of the original
@@ -180,6 +182,7 @@ type restState struct {
 	callbacks   []Callback
 	answered    map[string]bool // interaction tokens with a response
 	webhook     []WebhookMessage
+	deleted     map[string]bool // interaction tokens whose original response was deleted
 
 	buckets      map[string]*bucket
 	bucketLimit  int
@@ -218,6 +221,7 @@ func (s *Server) routeREST(mux *http.ServeMux) {
 	s.nonceWindow = defaultNonceWindow
 	s.dmChannels = map[string]string{}
 	s.answered = map[string]bool{}
+	s.deleted = map[string]bool{}
 	s.buckets = map[string]*bucket{}
 	s.bucketLimit = defaultBucketLimit
 	s.bucketWindow = defaultBucketWindow
@@ -244,6 +248,7 @@ func (s *Server) routeREST(mux *http.ServeMux) {
 	// token in the path, not by the bot token.
 	open("POST "+api+"/interactions/{id}/{token}/callback", "interactions/callback", "id", s.serveCallback)
 	open("PATCH "+api+"/webhooks/{app}/{token}/messages/{message}", "webhooks/messages", "token", s.serveEditOriginal)
+	open("DELETE "+api+"/webhooks/{app}/{token}/messages/{message}", "webhooks/messages/delete", "token", s.serveDeleteOriginal)
 	open("POST "+api+"/webhooks/{app}/{token}", "webhooks", "token", s.serveFollowup)
 	open("POST "+api+"/oauth2/token", "oauth2/token", "", s.serveToken)
 	// The authorize page is a browser's: both the API path and the site
@@ -809,6 +814,24 @@ func (s *Server) serveEditOriginal(w http.ResponseWriter, r *http.Request) {
 	s.serveWebhookMessage(w, r, WebhookEditOriginal)
 }
 
+// serveDeleteOriginal deletes the original (deferred) response: once;
+// then it, and editing it, are 404 Unknown Message.
+func (s *Server) serveDeleteOriginal(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.webhookTargetLocked(w, r) {
+		return
+	}
+	token := r.PathValue("token")
+	if r.PathValue("message") != "@original" || s.deleted[token] {
+		WriteError(w, http.StatusNotFound, 10008, "Unknown Message")
+		return
+	}
+	s.deleted[token] = true
+	s.webhook = append(s.webhook, WebhookMessage{Kind: WebhookDeleteOriginal, AppID: r.PathValue("app"), Token: token, MessageID: "@original"})
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) serveFollowup(w http.ResponseWriter, r *http.Request) {
 	s.serveWebhookMessage(w, r, WebhookFollowup)
 }
@@ -829,6 +852,10 @@ func (s *Server) serveWebhookMessage(w http.ResponseWriter, r *http.Request, kin
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.webhookTargetLocked(w, r) {
+		return
+	}
+	if kind == WebhookEditOriginal && s.deleted[r.PathValue("token")] {
+		WriteError(w, http.StatusNotFound, 10008, "Unknown Message")
 		return
 	}
 	wm := WebhookMessage{Kind: kind, AppID: r.PathValue("app"), Token: r.PathValue("token"),
