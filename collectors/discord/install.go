@@ -2,9 +2,6 @@ package discord
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/waddlebot/waddlebot/collectors"
 	"github.com/waddlebot/waddlebot/internal/logging"
 	"github.com/waddlebot/waddlebot/internal/store"
 	"github.com/waddlebot/waddlebot/schemas"
@@ -113,28 +111,14 @@ func getOnly(h http.HandlerFunc) http.Handler {
 // connect sends the browser to Discord's authorize page with a state that
 // is good once.
 func (i *Install) connect(w http.ResponseWriter, r *http.Request) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		i.fail(w, http.StatusInternalServerError, "could not start the install", err)
-		return
-	}
-	state := hex.EncodeToString(b)
-	pool := i.cfg.Store.Pool()
-	// Old states are swept here: nobody else reads them.
-	if _, err := pool.Exec(r.Context(), `DELETE FROM discord_oauth_states WHERE created_at < now() - $1::interval`,
-		installStateTTL.String()); err != nil {
-		i.log.Warn("discord: unable to sweep old install states", logging.Err(err))
-	}
-	if _, err := pool.Exec(r.Context(), `INSERT INTO discord_oauth_states (state) VALUES ($1)`, state); err != nil {
+	state, err := i.cfg.Store.CreateOAuthState(r.Context(), schemas.PlatformDiscord, "")
+	if err != nil {
 		i.fail(w, http.StatusInternalServerError, "could not start the install", fmt.Errorf("discord: unable to keep the install state: %w", err))
 		return
 	}
 	// The state is tied to this browser too: a callback carrying a state
 	// handed to someone else's browser is refused.
-	http.SetCookie(w, &http.Cookie{
-		Name: installCookie, Value: state, Path: "/connect/discord", MaxAge: int(installStateTTL.Seconds()),
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: i.secure,
-	})
+	collectors.SetStateCookie(w, installCookie, state, i.secure)
 	q := url.Values{}
 	q.Set("client_id", i.cfg.AppID)
 	q.Set("scope", "bot applications.commands")
@@ -156,21 +140,18 @@ func (i *Install) callback(w http.ResponseWriter, r *http.Request) {
 		i.fail(w, http.StatusBadRequest, "this install link has no state; start again from /connect/discord", nil)
 		return
 	}
-	cookie, err := r.Cookie(installCookie)
-	if err != nil || subtle.ConstantTimeCompare([]byte(cookie.Value), []byte(state)) != 1 {
+	if !collectors.CheckStateCookie(r, installCookie, state) {
 		i.fail(w, http.StatusBadRequest, "this install link was started in another browser; start again from /connect/discord", nil)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: installCookie, Path: "/connect/discord", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: i.secure})
-	tag, err := i.cfg.Store.Pool().Exec(ctx, `DELETE FROM discord_oauth_states WHERE state = $1 AND created_at >= now() - $2::interval`,
-		state, installStateTTL.String())
-	if err != nil {
-		i.fail(w, http.StatusInternalServerError, "could not check the install link", fmt.Errorf("discord: unable to check the install state: %w", err))
+	collectors.ClearStateCookie(w, installCookie, i.secure)
+	_, err := i.cfg.Store.TakeOAuthState(ctx, schemas.PlatformDiscord, state, installStateTTL)
+	if errors.Is(err, store.ErrNotFound) {
+		i.fail(w, http.StatusBadRequest, "this install link was already used or is too old; start again from /connect/discord", nil)
 		return
 	}
-	if tag.RowsAffected() == 0 {
-		i.fail(w, http.StatusBadRequest, "this install link was already used or is too old; start again from /connect/discord", nil)
+	if err != nil {
+		i.fail(w, http.StatusInternalServerError, "could not check the install link", fmt.Errorf("discord: unable to check the install state: %w", err))
 		return
 	}
 	if e := q.Get("error"); e != "" {

@@ -1,11 +1,8 @@
 package discord_test
 
 import (
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"reflect"
 	"testing"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 	"github.com/waddlebot/waddlebot/collectors"
 	"github.com/waddlebot/waddlebot/collectors/discord"
 	"github.com/waddlebot/waddlebot/collectors/discord/discordtest"
+	"github.com/waddlebot/waddlebot/internal/consume"
 	"github.com/waddlebot/waddlebot/internal/natsx/natstest"
 	"github.com/waddlebot/waddlebot/schemas"
 )
@@ -95,27 +93,8 @@ func (e *sndEnv) sndDeferred(t *testing.T, eventID, token string, ephemeral bool
 	}
 }
 
-// sndOutcome names how the consume loop would treat a Send error (its
-// error types are unexported, so this reads them by name) and the delay
-// it carries.
-func sndOutcome(err error) (string, time.Duration) {
-	if err == nil {
-		return "ack", 0
-	}
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		switch fmt.Sprintf("%T", e) {
-		case "*consume.deferError":
-			return "defer", time.Duration(reflect.ValueOf(e).Elem().FieldByName("delay").Int())
-		case "*consume.permanentError":
-			return "permanent", 0
-		case "*consume.retryAfterError":
-			return "retry_after", time.Duration(reflect.ValueOf(e).Elem().FieldByName("delay").Int())
-		case "*consume.unavailableError":
-			return "unavailable", 0
-		}
-	}
-	return "failure", 0
-}
+// sndOutcome names how the consume loop treats a Send error.
+func sndOutcome(err error) (string, time.Duration) { return consume.Outcome(err) }
 
 func discordInteraction(appID, token string) collectors.Interaction {
 	return collectors.Interaction{AppID: appID, Token: token}

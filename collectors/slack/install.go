@@ -1,22 +1,20 @@
 package slack
 
 import (
-	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/slack-go/slack"
 
+	"github.com/waddlebot/waddlebot/collectors"
 	"github.com/waddlebot/waddlebot/internal/logging"
+	"github.com/waddlebot/waddlebot/internal/store"
+	"github.com/waddlebot/waddlebot/schemas"
 )
 
 // DefaultAuthorizeURL is Slack's OAuth v2 consent page.
@@ -106,39 +104,17 @@ func (i *Install) callbackURL() string { return i.cfg.PublicURL + "/connect/slac
 // stateCookie carries the OAuth state in the browser that started the
 // install, so a callback link made by someone else (their state, their
 // code) does not install their workspace from our browser.
-const (
-	stateCookie       = "waddlebot_slack_oauth_state"
-	stateCookiePath   = "/connect/slack"
-	stateCookieMaxAge = 10 * 60 // seconds; stateLifetimeSQL
-)
+const stateCookie = "waddlebot_slack_oauth_state"
 
-func (i *Install) setStateCookie(w http.ResponseWriter, state string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{
-		Name: stateCookie, Value: state, Path: stateCookiePath, MaxAge: maxAge,
-		HttpOnly: true,
-		// Lax: Slack's redirect back to the callback is a top-level GET
-		// navigation, which Lax cookies are sent with.
-		SameSite: http.SameSiteLaxMode,
-		Secure:   strings.HasPrefix(i.cfg.PublicURL, "https://"),
-	})
-}
+// stateLifetime is how long an install link's state is good for.
+const stateLifetime = 10 * time.Minute
 
-// stateFromThisBrowser reports whether the callback's state is the one
-// this browser was given by /connect/slack.
-func stateFromThisBrowser(r *http.Request, state string) bool {
-	c, err := r.Cookie(stateCookie)
-	return err == nil && state != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) == 1
-}
+func (i *Install) secure() bool { return strings.HasPrefix(i.cfg.PublicURL, "https://") }
 
 // connect sends the browser to Slack's consent page with a fresh state.
 func (i *Install) connect(w http.ResponseWriter, r *http.Request) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		i.page(w, http.StatusInternalServerError, "Something went wrong", "Please try again.")
-		return
-	}
-	state := base64.RawURLEncoding.EncodeToString(raw)
-	if err := i.createState(r.Context(), state); err != nil {
+	state, err := i.cfg.Workspaces.st.CreateOAuthState(r.Context(), schemas.PlatformSlack, "")
+	if err != nil {
 		i.log.Error("slack: unable to start an install", logging.Err(err))
 		i.page(w, http.StatusServiceUnavailable, "Something went wrong", "Please try again in a minute.")
 		return
@@ -153,7 +129,7 @@ func (i *Install) connect(w http.ResponseWriter, r *http.Request) {
 		sep = "&"
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	i.setStateCookie(w, state, stateCookieMaxAge)
+	collectors.SetStateCookie(w, stateCookie, state, i.secure())
 	http.Redirect(w, r, i.cfg.AuthorizeURL+sep+q.Encode(), http.StatusFound)
 }
 
@@ -161,23 +137,24 @@ func (i *Install) connect(w http.ResponseWriter, r *http.Request) {
 func (i *Install) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	if !stateFromThisBrowser(r, q.Get("state")) {
+	state := q.Get("state")
+	if !collectors.CheckStateCookie(r, stateCookie, state) {
 		// Not consumed: the state may belong to another browser whose
 		// install is still under way.
 		i.page(w, http.StatusBadRequest, "Link expired", "This install was not started in this browser, or its link expired. "+
 			"Open the install link again in this browser.")
 		return
 	}
-	i.setStateCookie(w, "", -1) // spent either way
+	collectors.ClearStateCookie(w, stateCookie, i.secure()) // spent either way
 	if q.Get("error") != "" {
 		// The state is spent either way.
-		_ = i.consumeState(ctx, q.Get("state"))
+		_, _ = i.cfg.Workspaces.st.TakeOAuthState(ctx, schemas.PlatformSlack, state, stateLifetime)
 		i.page(w, http.StatusOK, "Not installed", "The install was cancelled on Slack ("+q.Get("error")+"), so nothing was added. "+
 			"Open the install link again if that was a mistake.")
 		return
 	}
-	err := i.consumeState(ctx, q.Get("state"))
-	if errors.Is(err, errBadState) {
+	_, err := i.cfg.Workspaces.st.TakeOAuthState(ctx, schemas.PlatformSlack, state, stateLifetime)
+	if errors.Is(err, store.ErrNotFound) {
 		i.page(w, http.StatusBadRequest, "Link expired", "This install link is unknown, expired or already used. Open the install link again.")
 		return
 	}
@@ -228,45 +205,6 @@ func (i *Install) callback(w http.ResponseWriter, r *http.Request) {
 		name = ws.TeamID
 	}
 	i.page(w, http.StatusOK, "Installed in "+name, "WaddleBot is installed in "+name+". Invite it to a channel (/invite @WaddleBot) and try /waddlebot help. You can close this tab.")
-}
-
-// stateLifetimeSQL is how long an install link's state is good for.
-const stateLifetimeSQL = "10 minutes"
-
-// errBadState: the state is unknown, used already or expired.
-var errBadState = errors.New("slack: OAuth state unknown, used or expired")
-
-// createState records a state value, dropping the ones nobody came back
-// with.
-func (i *Install) createState(ctx context.Context, state string) error {
-	return i.cfg.Workspaces.st.InTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM slack_oauth_states WHERE created_at < now() - $1::interval`, stateLifetimeSQL); err != nil {
-			return fmt.Errorf("slack: unable to prune OAuth states: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO slack_oauth_states (state) VALUES ($1)`, state); err != nil {
-			return fmt.Errorf("slack: unable to record OAuth state: %w", err)
-		}
-		return nil
-	})
-}
-
-// consumeState takes a state value once: deleting it in the statement that
-// reads it means two callbacks racing with one state cannot both win.
-func (i *Install) consumeState(ctx context.Context, state string) error {
-	if state == "" {
-		return errBadState
-	}
-	var fresh bool
-	err := i.cfg.Workspaces.st.Pool().QueryRow(ctx, `
-		DELETE FROM slack_oauth_states WHERE state = $1
-		RETURNING created_at > now() - $2::interval`, state, stateLifetimeSQL).Scan(&fresh)
-	if errors.Is(err, pgx.ErrNoRows) || err == nil && !fresh {
-		return errBadState
-	}
-	if err != nil {
-		return fmt.Errorf("slack: unable to check OAuth state: %w", err)
-	}
-	return nil
 }
 
 var installPage = template.Must(template.New("page").Parse(`<!doctype html>

@@ -140,7 +140,7 @@ func TestInstallCallbackRefusals(t *testing.T) {
 		{name: "expired state", query: func(s string) string { return "code=c&state=" + url.QueryEscape(s) },
 			setup: func(t *testing.T, rig *instRig, state string) {
 				if _, err := rig.workspaces.st.Pool().Exec(t.Context(),
-					`UPDATE slack_oauth_states SET created_at = now() - interval '11 minutes' WHERE state = $1`, state); err != nil {
+					`UPDATE oauth_states SET created_at = now() - interval '11 minutes' WHERE state = $1`, state); err != nil {
 					t.Fatal(err)
 				}
 			}, wantCode: http.StatusBadRequest, wantText: "Link expired"},
@@ -207,7 +207,7 @@ func TestInstallStateIsTiedToTheBrowser(t *testing.T) {
 		}
 	}
 	if cookie == nil || cookie.Value != state || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode ||
-		!cookie.Secure || cookie.Path != "/connect/slack" || cookie.MaxAge <= 0 {
+		!cookie.Secure || cookie.Path != "/connect/" || cookie.MaxAge <= 0 {
 		t.Fatalf("state cookie = %+v, want the state, HttpOnly, SameSite=Lax, Secure (PublicURL is https)", cookie)
 	}
 	mine := rig.cookies

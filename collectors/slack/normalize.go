@@ -1,7 +1,6 @@
 package slack
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -80,8 +79,8 @@ type Intake struct {
 	// once; and published event ids, so the second of a message +
 	// app_mention pair is not published again (the stream's duplicate
 	// window would drop it too, but only within its window).
-	handled   *recentSet
-	published *recentSet
+	handled   *collectors.RecentIDs
+	published *collectors.RecentIDs
 }
 
 type botUserID struct {
@@ -100,7 +99,7 @@ func NewIntake(cfg IntakeConfig) *Intake {
 	return &Intake{pub: cfg.Publisher, workspaces: cfg.Workspaces, interactions: cfg.Interactions,
 		catalogue: cfg.Catalogue, users: cfg.Users, log: cfg.Logger, now: cfg.Now,
 		botIDs:  map[string]botUserID{},
-		handled: newRecentSet(recentEntries), published: newRecentSet(recentEntries)}
+		handled: collectors.NewRecentIDs(recentEntries), published: collectors.NewRecentIDs(recentEntries)}
 }
 
 // HandleEvent handles one Events API callback (from either transport).
@@ -116,7 +115,7 @@ func (in *Intake) HandleEvent(ctx context.Context, teamID string, ev slackevents
 	if cb, ok := ev.Data.(*slackevents.EventsAPICallbackEvent); ok && cb != nil {
 		eventID = cb.EventID
 	}
-	if eventID != "" && in.handled.has(eventID) {
+	if eventID != "" && in.handled.Has(eventID) {
 		skipped("duplicate")
 		in.log.Debug("slack: redelivered event dropped", logging.KeyPlatform, platformName, logging.KeyID, eventID)
 		return nil
@@ -126,7 +125,7 @@ func (in *Intake) HandleEvent(ctx context.Context, teamID string, ev slackevents
 	}
 	if eventID != "" {
 		// Remembered only once handled, so a failed publish is retried.
-		in.handled.add(eventID)
+		in.handled.Add(eventID)
 	}
 	return nil
 }
@@ -192,7 +191,7 @@ func (in *Intake) handleMessage(ctx context.Context, teamID string, m message) e
 // publish drops an event published recently (the other half of a message +
 // app_mention pair) and publishes the rest.
 func (in *Intake) publish(ctx context.Context, ev *schemas.Event) error {
-	if in.published.has(ev.ID) {
+	if in.published.Has(ev.ID) {
 		skipped("duplicate")
 		in.log.Debug("slack: event already published", logging.KeyPlatform, platformName,
 			logging.KeyChannel, ev.Channel.ID, logging.KeyEvent, ev.ID)
@@ -207,7 +206,7 @@ func (in *Intake) publish(ctx context.Context, ev *schemas.Event) error {
 		}
 		return fmt.Errorf("slack: unable to publish %s event %s: %w", ev.Kind, ev.ID, err)
 	}
-	in.published.add(ev.ID)
+	in.published.Add(ev.ID)
 	return nil
 }
 
@@ -419,43 +418,6 @@ func parseTS(ts string) (time.Time, error) {
 		nanos = n
 	}
 	return time.Unix(s, nanos).UTC(), nil
-}
-
-// recentSet remembers the last max ids added; a lookup refreshes an id.
-type recentSet struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List
-	items map[string]*list.Element
-}
-
-func newRecentSet(max int) *recentSet {
-	return &recentSet{max: max, order: list.New(), items: map[string]*list.Element{}}
-}
-
-func (r *recentSet) has(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e, ok := r.items[id]
-	if ok {
-		r.order.MoveToFront(e)
-	}
-	return ok
-}
-
-func (r *recentSet) add(id string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if e, ok := r.items[id]; ok {
-		r.order.MoveToFront(e)
-		return
-	}
-	r.items[id] = r.order.PushFront(id)
-	for r.order.Len() > r.max {
-		oldest := r.order.Back()
-		r.order.Remove(oldest)
-		delete(r.items, oldest.Value.(string))
-	}
 }
 
 func skipped(reason string) {

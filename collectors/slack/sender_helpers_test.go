@@ -2,11 +2,8 @@ package slack
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +12,7 @@ import (
 	"github.com/slack-go/slack/slacktest"
 
 	"github.com/waddlebot/waddlebot/collectors"
+	"github.com/waddlebot/waddlebot/internal/consume"
 	"github.com/waddlebot/waddlebot/internal/logging"
 	"github.com/waddlebot/waddlebot/internal/natsx/natstest"
 	"github.com/waddlebot/waddlebot/internal/store/storetest"
@@ -172,25 +170,8 @@ func sndNewRig(t *testing.T, staticToken string) *sndRig {
 	return &sndRig{fake: fake, workspaces: ws, interactions: in, platform: p}
 }
 
-// sndOutcome names how the consume loop would treat a Send error (its
-// error types are unexported, so they are told apart by type name) and
-// the delay it carries.
-func sndOutcome(err error) (string, time.Duration) {
-	if err == nil {
-		return "ack", 0
-	}
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		switch fmt.Sprintf("%T", e) {
-		case "*consume.deferError":
-			return "defer", time.Duration(reflect.ValueOf(e).Elem().FieldByName("delay").Int())
-		case "*consume.permanentError":
-			return "permanent", 0
-		case "*consume.retryAfterError":
-			return "retry_after", 0
-		}
-	}
-	return "failure", 0
-}
+// sndOutcome names how the consume loop treats a Send error.
+func sndOutcome(err error) (string, time.Duration) { return consume.Outcome(err) }
 
 // sndReply is a public reply to a message in team's channel C1.
 func sndReply(team, text string) *schemas.Reply {

@@ -1,7 +1,6 @@
 package twitch
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/waddlebot/waddlebot/collectors"
 	"github.com/waddlebot/waddlebot/collectors/twitch/eventsub"
 	"github.com/waddlebot/waddlebot/internal/logging"
 	"github.com/waddlebot/waddlebot/internal/metrics"
@@ -45,7 +45,7 @@ type Intake struct {
 	botIDs     map[string]bool
 	botCheckAt time.Time // when to look the bot up again; zero: now
 
-	recent *recentSet
+	recent *collectors.RecentIDs
 }
 
 // NewIntake makes an Intake.
@@ -57,7 +57,7 @@ func NewIntake(cfg IntakeConfig) *Intake {
 		cfg.Now = time.Now
 	}
 	return &Intake{pub: cfg.Publisher, accounts: cfg.Accounts, log: cfg.Logger, now: cfg.Now,
-		recent: newRecentSet(recentEventIDs)}
+		recent: collectors.NewRecentIDs(recentEventIDs)}
 }
 
 // Deliver normalizes, drops the bot's own chat messages (chatter id = the
@@ -88,7 +88,7 @@ func (in *Intake) Deliver(ctx context.Context, n eventsub.Notification) error {
 			logging.KeyChannel, ev.Channel.ID, logging.KeyEvent, ev.ID)
 		return nil
 	}
-	if in.recent.has(ev.ID) {
+	if in.recent.Has(ev.ID) {
 		skipped("duplicate")
 		in.log.Debug("twitch: duplicate notification dropped", logging.KeyPlatform, schemas.PlatformTwitch,
 			logging.KeyChannel, ev.Channel.ID, logging.KeyEvent, ev.ID)
@@ -105,7 +105,7 @@ func (in *Intake) Deliver(ctx context.Context, n eventsub.Notification) error {
 		return fmt.Errorf("twitch: unable to publish %s notification %s: %w", n.Subscription.Type, n.MessageID, err)
 	}
 	// Remembered only once published, so a failed publish is retried.
-	in.recent.add(ev.ID)
+	in.recent.Add(ev.ID)
 	return nil
 }
 
@@ -141,44 +141,6 @@ func (in *Intake) isBot(ctx context.Context, userID string) bool {
 		}
 	}
 	return userID != "" && in.botIDs[userID]
-}
-
-// recentSet remembers the last n ids added (least recently added or seen
-// goes first).
-type recentSet struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List
-	items map[string]*list.Element
-}
-
-func newRecentSet(max int) *recentSet {
-	return &recentSet{max: max, order: list.New(), items: make(map[string]*list.Element, max)}
-}
-
-func (r *recentSet) has(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e, ok := r.items[id]
-	if ok {
-		r.order.MoveToFront(e)
-	}
-	return ok
-}
-
-func (r *recentSet) add(id string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if e, ok := r.items[id]; ok {
-		r.order.MoveToFront(e)
-		return
-	}
-	r.items[id] = r.order.PushFront(id)
-	for r.order.Len() > r.max {
-		oldest := r.order.Back()
-		r.order.Remove(oldest)
-		delete(r.items, oldest.Value.(string))
-	}
 }
 
 func skipped(reason string) {

@@ -1,9 +1,7 @@
 package twitch
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,9 +16,12 @@ import (
 
 	"github.com/nicklaw5/helix/v2"
 
+	"github.com/waddlebot/waddlebot/collectors"
 	"github.com/waddlebot/waddlebot/collectors/twitch/eventsub"
 	"github.com/waddlebot/waddlebot/internal/logging"
 	"github.com/waddlebot/waddlebot/internal/natsx"
+	"github.com/waddlebot/waddlebot/internal/store"
+	"github.com/waddlebot/waddlebot/schemas"
 )
 
 // OAuthConfig configures the connect routes.
@@ -52,7 +53,15 @@ type OAuth struct {
 	operator  func(r *http.Request) bool
 	conn      *natsx.Conn
 	log       *slog.Logger
+	// secure: the public URL is https, so the state cookie is Secure.
+	secure bool
 }
+
+// stateCookie ties a connect link's state to the browser that opened it.
+const stateCookie = "waddlebot_twitch_oauth_state"
+
+// stateLifetime is how long a connect link's state is good for.
+const stateLifetime = 10 * time.Minute
 
 // NewOAuth checks the configuration.
 func NewOAuth(cfg OAuthConfig) (*OAuth, error) {
@@ -75,7 +84,8 @@ func NewOAuth(cfg OAuthConfig) (*OAuth, error) {
 	}
 	return &OAuth{helix: cfg.Helix, store: cfg.Store, tokens: cfg.Tokens,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"), authURL: strings.TrimRight(cfg.AuthURL, "/"),
-		operator: cfg.Operator, conn: cfg.Conn, log: cfg.Logger.With(logging.KeyPlatform, "twitch")}, nil
+		operator: cfg.Operator, conn: cfg.Conn, log: cfg.Logger.With(logging.KeyPlatform, "twitch"),
+		secure: strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://")}, nil
 }
 
 // Mount adds the routes. Methods are checked in the handlers, so any mux
@@ -148,13 +158,8 @@ func (o *OAuth) callbackURL() string { return o.publicURL + "/connect/twitch/cal
 
 // connect sends the browser to Twitch's consent page.
 func (o *OAuth) connect(w http.ResponseWriter, r *http.Request, kind string) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		o.page(w, http.StatusInternalServerError, "Something went wrong", "Please try again.")
-		return
-	}
-	state := base64.RawURLEncoding.EncodeToString(raw)
-	if err := o.store.createState(r.Context(), state, kind); err != nil {
+	state, err := o.store.st.CreateOAuthState(r.Context(), schemas.PlatformTwitch, kind)
+	if err != nil {
 		o.log.Error("twitch: unable to start a connect", logging.Err(err))
 		o.page(w, http.StatusServiceUnavailable, "Something went wrong", "Please try again in a minute.")
 		return
@@ -170,6 +175,7 @@ func (o *OAuth) connect(w http.ResponseWriter, r *http.Request, kind string) {
 	// can switch before granting.
 	q.Set("force_verify", "true")
 	w.Header().Set("Cache-Control", "no-store")
+	collectors.SetStateCookie(w, stateCookie, state, o.secure)
 	http.Redirect(w, r, o.authURL+"/authorize?"+q.Encode(), http.StatusFound)
 }
 
@@ -178,15 +184,24 @@ func (o *OAuth) connect(w http.ResponseWriter, r *http.Request, kind string) {
 func (o *OAuth) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
+	state := q.Get("state")
+	if !collectors.CheckStateCookie(r, stateCookie, state) {
+		// Not taken: the state may belong to another browser whose connect
+		// is still under way.
+		o.page(w, http.StatusBadRequest, "Link expired", "This sign-in link was not started in this browser, or it expired or was already used. "+
+			"Open the connect link again in this browser.")
+		return
+	}
+	collectors.ClearStateCookie(w, stateCookie, o.secure) // spent either way
 	if q.Get("error") != "" {
 		// The state is spent either way; its kind does not matter here.
-		_, _ = o.store.consumeState(ctx, q.Get("state"))
+		_, _ = o.store.st.TakeOAuthState(ctx, schemas.PlatformTwitch, state, stateLifetime)
 		o.page(w, http.StatusOK, "Not connected", "You declined the request on Twitch, so nothing was connected. "+
 			"Open the connect link again if that was a mistake.")
 		return
 	}
-	kind, err := o.store.consumeState(ctx, q.Get("state"))
-	if errors.Is(err, errBadState) {
+	kind, err := o.store.st.TakeOAuthState(ctx, schemas.PlatformTwitch, state, stateLifetime)
+	if errors.Is(err, store.ErrNotFound) {
 		o.page(w, http.StatusBadRequest, "Link expired", "This sign-in link is unknown, expired or already used. Open the connect link again.")
 		return
 	}

@@ -30,6 +30,17 @@ func (b *browser) get(t *testing.T, u string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// setStateCookie gives the browser a Twitch state cookie for the site at
+// base, as if /connect/twitch had handed it state.
+func (b *browser) setStateCookie(t *testing.T, base, state string) {
+	t.Helper()
+	u, err := url.Parse(base + "/connect/twitch/callback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: "waddlebot_twitch_oauth_state", Value: state, Path: "/connect/"}})
+}
+
 // callbackURL is the visit that came back to our callback.
 func (b *browser) callbackURL(t *testing.T) string {
 	t.Helper()
@@ -122,8 +133,12 @@ func TestConnectFlow(t *testing.T) {
 				t.Fatalf("channel rows = %d, want %d", channels, want)
 			}
 
-			// The state was good once.
-			status, body = b.get(t, b.callbackURL(t))
+			// The state was good once, even from the browser that holds its
+			// cookie again.
+			callback := b.callbackURL(t)
+			cu, _ := url.Parse(callback)
+			b.setStateCookie(t, e.web.URL, cu.Query().Get("state"))
+			status, body = b.get(t, callback)
 			if status != http.StatusBadRequest || !strings.Contains(body, "expired or already used") {
 				t.Fatalf("reused state: %d %s", status, body)
 			}
@@ -154,13 +169,13 @@ func TestConnectRefused(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name       string
-		setup      func(e *connectEnv) string // returns the URL the browser opens
+		setup      func(t *testing.T, e *connectEnv, b *browser) string // returns the URL the browser opens
 		wantStatus int
 		wantText   string
 	}{
 		{
 			name: "declined",
-			setup: func(e *connectEnv) string {
+			setup: func(_ *testing.T, e *connectEnv, _ *browser) string {
 				e.fake.NextDecline()
 				return e.web.URL + "/connect/twitch"
 			},
@@ -168,32 +183,51 @@ func TestConnectRefused(t *testing.T) {
 		},
 		{
 			name: "unknown state",
-			setup: func(e *connectEnv) string {
+			setup: func(t *testing.T, e *connectEnv, b *browser) string {
+				b.setStateCookie(t, e.web.URL, "made-up")
 				return e.web.URL + "/connect/twitch/callback?" + url.Values{"code": {"abc"}, "state": {"made-up"}}.Encode()
 			},
 			wantStatus: http.StatusBadRequest, wantText: "expired or already used",
 		},
 		{
 			name: "no state",
-			setup: func(e *connectEnv) string {
+			setup: func(_ *testing.T, e *connectEnv, _ *browser) string {
 				return e.web.URL + "/connect/twitch/callback?code=abc"
 			},
-			wantStatus: http.StatusBadRequest, wantText: "expired or already used",
+			wantStatus: http.StatusBadRequest, wantText: "not started in this browser",
 		},
 		{
 			name: "expired state",
-			setup: func(e *connectEnv) string {
-				if _, err := e.st.Pool().Exec(ctx, `INSERT INTO twitch_oauth_states (state, kind, created_at)
-					VALUES ('old', 'broadcaster', now() - interval '11 minutes')`); err != nil {
-					panic(err)
+			setup: func(t *testing.T, e *connectEnv, b *browser) string {
+				state, err := e.st.CreateOAuthState(ctx, schemas.PlatformTwitch, twitch.KindBroadcaster)
+				if err != nil {
+					t.Fatal(err)
 				}
-				return e.web.URL + "/connect/twitch/callback?code=abc&state=old"
+				if _, err := e.st.Pool().Exec(ctx, `UPDATE oauth_states SET created_at = now() - interval '11 minutes'
+					WHERE state = $1`, state); err != nil {
+					t.Fatal(err)
+				}
+				b.setStateCookie(t, e.web.URL, state)
+				return e.web.URL + "/connect/twitch/callback?" + url.Values{"code": {"abc"}, "state": {state}}.Encode()
 			},
 			wantStatus: http.StatusBadRequest, wantText: "expired or already used",
 		},
 		{
+			name: "state from another browser",
+			setup: func(t *testing.T, e *connectEnv, _ *browser) string {
+				// A live state, but this browser holds no cookie for it (a
+				// victim lured to an attacker's callback URL).
+				state, err := e.st.CreateOAuthState(ctx, schemas.PlatformTwitch, twitch.KindBroadcaster)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return e.web.URL + "/connect/twitch/callback?" + url.Values{"code": {"abc"}, "state": {state}}.Encode()
+			},
+			wantStatus: http.StatusBadRequest, wantText: "not started in this browser",
+		},
+		{
 			name: "missing scope",
-			setup: func(e *connectEnv) string {
+			setup: func(_ *testing.T, e *connectEnv, _ *browser) string {
 				e.fake.NextAuthorize(tokPenguin.ID, eventsub.BroadcasterScopes()[1:]...)
 				return e.web.URL + "/connect/twitch"
 			},
@@ -204,7 +238,8 @@ func TestConnectRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newConnectEnv(t, false)
 			e.fake.AddUser(tokPenguin)
-			status, body := newBrowser().get(t, tt.setup(e))
+			b := newBrowser()
+			status, body := b.get(t, tt.setup(t, e, b))
 			if status != tt.wantStatus || !strings.Contains(body, tt.wantText) {
 				t.Fatalf("page %d, want %d with %q: %s", status, tt.wantStatus, tt.wantText, body)
 			}

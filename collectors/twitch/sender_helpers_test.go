@@ -3,16 +3,14 @@ package twitch_test
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"reflect"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/waddlebot/waddlebot/collectors/twitch"
 	"github.com/waddlebot/waddlebot/collectors/twitch/twitchtest"
+	"github.com/waddlebot/waddlebot/internal/consume"
 )
 
 // fakeTokens hands out tokens the fake issued; Refresh issues a new one.
@@ -227,22 +225,5 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// sendOutcome names how the consume loop would treat a Send error (its
-// error types are unexported, so this reads them by name) and the delay it
-// carries.
-func sendOutcome(err error) (string, time.Duration) {
-	if err == nil {
-		return "ack", 0
-	}
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		switch fmt.Sprintf("%T", e) {
-		case "*consume.deferError":
-			return "defer", time.Duration(reflect.ValueOf(e).Elem().FieldByName("delay").Int())
-		case "*consume.permanentError":
-			return "permanent", 0
-		case "*consume.retryAfterError":
-			return "retry_after", time.Duration(reflect.ValueOf(e).Elem().FieldByName("delay").Int())
-		}
-	}
-	return "failure", 0
-}
+// sendOutcome names how the consume loop treats a Send error.
+func sendOutcome(err error) (string, time.Duration) { return consume.Outcome(err) }

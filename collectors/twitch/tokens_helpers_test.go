@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -139,9 +140,15 @@ type browser struct {
 	visited []string
 }
 
+// newBrowser keeps cookies, as the connect link ties its state to the
+// browser with one.
 func newBrowser() *browser {
 	b := &browser{}
-	b.client = &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		panic(err)
+	}
+	b.client = &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		b.visited = append(b.visited, req.URL.String())
 		return nil
 	}}

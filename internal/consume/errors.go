@@ -139,3 +139,27 @@ func DeferNATS(err error) error {
 	}
 	return err
 }
+
+// Outcome names how the loop treats a handler's error, and the delay it
+// carries: "ack" (nil), "defer", "unavailable", "permanent", "retry_after"
+// (a counted failure retried after its delay) or "failure" (counted,
+// back-off). Handlers' tests use it to check the error contract without
+// reaching into these types.
+func Outcome(err error) (string, time.Duration) {
+	o, delay := classify(err)
+	switch o {
+	case outcomeAck:
+		return "ack", 0
+	case outcomeDefer:
+		return "defer", delay
+	case outcomeUnavailable:
+		return "unavailable", 0
+	case outcomeDeadLetter:
+		return "permanent", 0
+	}
+	var r *retryAfterError
+	if errors.As(err, &r) {
+		return "retry_after", delay
+	}
+	return "failure", delay
+}

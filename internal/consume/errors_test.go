@@ -47,3 +47,25 @@ func TestClassify(t *testing.T) {
 		t.Error("DeferNATS(nil) is not nil")
 	}
 }
+
+func TestOutcome(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		err   error
+		want  string
+		delay time.Duration
+	}{
+		{nil, "ack", 0},
+		{Defer(3*time.Second, "budget"), "defer", 3 * time.Second},
+		{fmt.Errorf("wrapped: %w", Permanent(boom)), "permanent", 0},
+		{Unavailable(boom), "unavailable", 0},
+		{RetryAfter(boom, 7*time.Second), "retry_after", 7 * time.Second},
+		{boom, "failure", 0},
+	}
+	for _, tt := range tests {
+		got, delay := Outcome(tt.err)
+		if got != tt.want || delay != tt.delay {
+			t.Errorf("Outcome(%v) = %s %s, want %s %s", tt.err, got, delay, tt.want, tt.delay)
+		}
+	}
+}

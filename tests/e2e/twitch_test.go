@@ -3,6 +3,7 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
 	"testing"
 	"time"
@@ -40,13 +41,24 @@ func TestTwitchConnectAndChat(t *testing.T) {
 		t.Errorf("dev's banner does not say where to connect a Twitch channel:\n%s", tail(d.output(), 2000))
 	}
 	base := "http://" + d.addr
+	// The browser keeps cookies: the connect link ties its state to the
+	// browser that opened it.
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	// The browser opens the links where dev's banner says, the host of the
+	// callback (the Helix redirect URI): a cookie set for 127.0.0.1 is not
+	// sent to localhost.
+	browserBase := "http://" + strings.Replace(d.addr, "127.0.0.1", "localhost", 1)
 
 	connect := func(path string, user twitchtest.User, scopes []string) {
 		t.Helper()
 		fake.NextAuthorize(user.ID, scopes...)
 		// The browser: follows the redirect to Twitch's authorize page and
 		// back to the callback.
-		resp, err := http.Get(base + path)
+		resp, err := browser.Get(browserBase + path)
 		if err != nil {
 			t.Fatalf("GET %s: %v", path, err)
 		}
