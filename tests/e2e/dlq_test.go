@@ -85,7 +85,7 @@ func TestDeadLetterAndReplayCLI(t *testing.T) {
 	}
 
 	// The pipeline keeps serving.
-	if r := s.run(30*time.Second, nil, "say", "!ping"); r.code != 0 || r.stdout != "pong\n" {
+	if r := s.run(30*time.Second, nil, "say", "--wait", "20s", "!ping"); r.code != 0 || r.stdout != "pong\n" {
 		t.Fatalf("!ping after a malformed event: want pong\n%s", r)
 	}
 
@@ -165,7 +165,7 @@ func TestDeadLetterAndReplayCLI(t *testing.T) {
 	}
 
 	// Still serving after all that.
-	if r := s.run(30*time.Second, nil, "say", "!ping"); r.code != 0 || r.stdout != "pong\n" {
+	if r := s.run(30*time.Second, nil, "say", "--wait", "20s", "!ping"); r.code != 0 || r.stdout != "pong\n" {
 		t.Fatalf("!ping after the replay: want pong\n%s", r)
 	}
 }
