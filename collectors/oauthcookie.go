@@ -42,3 +42,16 @@ func CheckStateCookie(r *http.Request, name, state string) bool {
 	c, err := r.Cookie(name)
 	return err == nil && state != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) == 1
 }
+
+// GetOnly serves h for GET and HEAD and answers 405 otherwise: the connect
+// links are pages a browser opens, never forms.
+func GetOnly(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h(w, r)
+	})
+}

@@ -93,19 +93,8 @@ func NewInstall(cfg InstallConfig) (*Install, error) {
 
 // Mount adds GET /connect/discord (the install link) and its callback.
 func (i *Install) Mount(mux interface{ Handle(string, http.Handler) }) {
-	mux.Handle("/connect/discord", getOnly(i.connect))
-	mux.Handle("/connect/discord/callback", getOnly(i.callback))
-}
-
-func getOnly(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		h(w, r)
-	})
+	mux.Handle("/connect/discord", collectors.GetOnly(i.connect))
+	mux.Handle("/connect/discord/callback", collectors.GetOnly(i.callback))
 }
 
 // connect sends the browser to Discord's authorize page with a state that

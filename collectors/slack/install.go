@@ -84,19 +84,8 @@ func NewInstall(cfg InstallConfig) (*Install, error) {
 // Mount adds GET /connect/slack and /connect/slack/callback. Methods are
 // checked in the handlers, so any mux with Handle works.
 func (i *Install) Mount(mux interface{ Handle(string, http.Handler) }) {
-	mux.Handle("/connect/slack", installGetOnly(i.connect))
-	mux.Handle("/connect/slack/callback", installGetOnly(i.callback))
-}
-
-func installGetOnly(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		h(w, r)
-	})
+	mux.Handle("/connect/slack", collectors.GetOnly(i.connect))
+	mux.Handle("/connect/slack/callback", collectors.GetOnly(i.callback))
 }
 
 func (i *Install) callbackURL() string { return i.cfg.PublicURL + "/connect/slack/callback" }

@@ -91,10 +91,10 @@ func NewOAuth(cfg OAuthConfig) (*OAuth, error) {
 // Mount adds the routes. Methods are checked in the handlers, so any mux
 // with Handle works.
 func (o *OAuth) Mount(mux interface{ Handle(string, http.Handler) }) {
-	mux.Handle("/connect/twitch", getOnly(func(w http.ResponseWriter, r *http.Request) { o.connect(w, r, KindBroadcaster) }))
-	mux.Handle("/connect/twitch/bot", getOnly(o.operatorOnly(func(w http.ResponseWriter, r *http.Request) { o.connect(w, r, KindBot) })))
-	mux.Handle("/connect/twitch/callback", getOnly(o.callback))
-	mux.Handle("/connect/twitch/status", getOnly(o.operatorOnly(o.status)))
+	mux.Handle("/connect/twitch", collectors.GetOnly(func(w http.ResponseWriter, r *http.Request) { o.connect(w, r, KindBroadcaster) }))
+	mux.Handle("/connect/twitch/bot", collectors.GetOnly(o.operatorOnly(func(w http.ResponseWriter, r *http.Request) { o.connect(w, r, KindBot) })))
+	mux.Handle("/connect/twitch/callback", collectors.GetOnly(o.callback))
+	mux.Handle("/connect/twitch/status", collectors.GetOnly(o.operatorOnly(o.status)))
 }
 
 // operatorOnly refuses a request the Operator check does not pass: anyone
@@ -133,17 +133,6 @@ func OperatorCheck(token string, allowLoopback bool) func(r *http.Request) bool 
 		}
 		return false
 	}
-}
-
-func getOnly(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		h(w, r)
-	})
 }
 
 // requiredScopes is what a kind of account must grant.
