@@ -12,6 +12,9 @@ import (
 	"github.com/waddlebot/waddlebot/actions/inventory"
 	"github.com/waddlebot/waddlebot/actions/labels"
 	"github.com/waddlebot/waddlebot/actions/memories"
+	"github.com/waddlebot/waddlebot/actions/reputation"
+	"github.com/waddlebot/waddlebot/actions/shoutout"
+	"github.com/waddlebot/waddlebot/internal/natsx"
 	"github.com/waddlebot/waddlebot/internal/store"
 	"github.com/waddlebot/waddlebot/internal/version"
 )
@@ -21,16 +24,20 @@ type Deps struct {
 	Store *store.Store
 	// AliasDepth is the router's ALIAS_DEPTH: aliases are checked against it when added.
 	AliasDepth int
+	// Conn carries modules' NATS requests (shoutout's wb.api.twitch.* lookups).
+	Conn *natsx.Conn
 }
 
 // Modules returns every built-in module by name.
 func Modules(d Deps) map[string]actions.Module {
 	return map[string]actions.Module{
-		"core":      core.New(core.Config{Catalogue: d.Store, Version: version.Version}),
-		"alias":     alias.New(alias.Config{Store: d.Store, MaxDepth: d.AliasDepth}),
-		"labels":    labels.New(labels.Config{Store: d.Store}),
-		"memories":  memories.New(memories.Config{Store: d.Store}),
-		"inventory": inventory.New(inventory.Config{Store: d.Store}),
+		"core":       core.New(core.Config{Catalogue: d.Store, Version: version.Version}),
+		"alias":      alias.New(alias.Config{Store: d.Store, MaxDepth: d.AliasDepth}),
+		"labels":     labels.New(labels.Config{Store: d.Store}),
+		"memories":   memories.New(memories.Config{Store: d.Store}),
+		"inventory":  inventory.New(inventory.Config{Store: d.Store}),
+		"reputation": reputation.New(reputation.Config{Store: d.Store}),
+		"shoutout":   shoutout.New(shoutout.Config{Store: d.Store, NATS: d.Conn}),
 	}
 }
 

@@ -74,7 +74,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, name := range builtin.Names() {
-		m, err := builtin.Module(builtin.Deps{Store: st, AliasDepth: p.AliasDepth}, name)
+		m, err := builtin.Module(builtin.Deps{Store: st, AliasDepth: p.AliasDepth, Conn: conn}, name)
 		if err != nil {
 			return err
 		}

@@ -256,7 +256,7 @@ func runAction(ctx context.Context, args []string) error {
 		return usageError("action <module>; built-in modules: %v", builtin.Names())
 	}
 	return runPart(ctx, p, "action "+p.args[0], true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, _ string) error {
-		m, err := builtin.Module(builtin.Deps{Store: st, AliasDepth: p.AliasDepth}, p.args[0])
+		m, err := builtin.Module(builtin.Deps{Store: st, AliasDepth: p.AliasDepth, Conn: conn}, p.args[0])
 		if err != nil {
 			return usageError("%v", err)
 		}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -92,6 +93,26 @@ func TestTwitchConnectAndChat(t *testing.T) {
 			}
 		}
 		return false, tail(d.output(), 2000)
+	})
+
+	// The broadcaster shouts the viewer out: a chat message with the
+	// viewer's link, and Twitch's own shoutout.
+	fake.Notify(broadcaster.ID, "channel.chat.message", map[string]any{
+		"broadcaster_user_id": broadcaster.ID, "broadcaster_user_login": broadcaster.Login, "broadcaster_user_name": broadcaster.DisplayName,
+		"chatter_user_id": broadcaster.ID, "chatter_user_login": broadcaster.Login, "chatter_user_name": broadcaster.DisplayName,
+		"message_id": "e2e-so", "message": map[string]any{"text": "!so @viewer", "fragments": []any{}},
+		"color": "", "badges": []any{map[string]any{"set_id": "broadcaster", "id": "1", "info": ""}}, "message_type": "text",
+	})
+	eventually(t, 30*time.Second, "the shoutout in chat and at Twitch", func() (bool, string) {
+		inChat := false
+		for _, m := range fake.Chat() {
+			inChat = inChat || strings.Contains(m.Text, "twitch.tv/viewer")
+		}
+		native := false
+		for _, so := range fake.Shoutouts() {
+			native = native || so.FromBroadcasterID == broadcaster.ID && so.ToBroadcasterID == viewer.ID
+		}
+		return inChat && native, fmt.Sprintf("chat %+v shoutouts %+v\n%s", fake.Chat(), fake.Shoutouts(), tail(d.output(), 2000))
 	})
 
 	// The streamer revokes the app: the channel is marked disconnected
