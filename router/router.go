@@ -151,6 +151,22 @@ func (r *Router) Ready() bool {
 	return l != nil && !l.Paused()
 }
 
+// Serves reports whether the router's registry lists every named module,
+// so that a command to any of them is routed rather than ignored as
+// unknown. dev waits for it before saying it is up.
+func (r *Router) Serves(ctx context.Context, modules ...string) bool {
+	reg, err := r.cache.registry(ctx)
+	if err != nil {
+		return false
+	}
+	for _, m := range modules {
+		if reg.modules[m] == nil {
+			return false
+		}
+	}
+	return true
+}
+
 // handle routes one event.
 func (r *Router) handle(ctx context.Context, msg jetstream.Msg) error {
 	if meta, err := msg.Metadata(); err == nil && meta.NumDelivered == 1 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/waddlebot/waddlebot/actions/builtin"
 	"github.com/waddlebot/waddlebot/internal/config"
@@ -70,7 +71,8 @@ func runDev(ctx context.Context, args []string) error {
 
 	d := daemon.New(p.log)
 	srv := ops.New(p.log)
-	if err := addRouter(d, srv, p, conn, st); err != nil {
+	rt, err := addRouter(d, srv, p, conn, st)
+	if err != nil {
 		return err
 	}
 	for _, name := range builtin.Names() {
@@ -111,11 +113,45 @@ func runDev(ctx context.Context, args []string) error {
 			platforms += " (install in a workspace at " + publicURL(p, addr) + "/connect/slack)"
 		}
 	}
+	// "Up" means a !ping right now is answered: every part consumes and the
+	// router knows every module (a command to a module the router has not
+	// seen yet would be ignored as unknown).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	if err := waitUp(ctx, done, func() bool { return srv.Ready() && rt.Serves(ctx, builtin.Names()...) }); err != nil {
+		return err
+	}
 	page := "http://" + addr + "/"
 	fmt.Fprintf(os.Stderr, "\nWaddleBot dev is up.\n  NATS       %s (also in %s)\n  chat page  %s\n  modules    %s\n  platforms  %s\n  try        waddlebot say \"!ping\"\n\n",
 		srvNATS.URL(), urlFile, page, strings.Join(builtin.Names(), ", "), platforms)
 	p.log.Info("waddlebot: dev running", logging.KeyURL, srvNATS.URL(), logging.KeyAddr, addr)
-	return d.Run(ctx)
+	return <-done
+}
+
+// devUpWithin bounds the wait for dev's parts; past it dev says it is up
+// anyway and /readyz tells what is not.
+const devUpWithin = 30 * time.Second
+
+// waitUp waits until up reports true, the parts stopped (their error), or
+// devUpWithin passed.
+func waitUp(ctx context.Context, done chan error, up func() bool) error {
+	deadline := time.Now().Add(devUpWithin)
+	for !up() && time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			done <- err // for the caller's final receive
+			if err != nil {
+				return err
+			}
+			return nil
+		case <-ctx.Done():
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // devSecretKey reads the data dir's key, making one on first start, so

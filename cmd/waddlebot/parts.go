@@ -31,7 +31,7 @@ import (
 
 // Wiring shared by `dev` and the single-part commands, so both run the same parts.
 
-func addRouter(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store) error {
+func addRouter(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store) (*router.Router, error) {
 	r, err := router.New(router.Config{
 		Conn: conn, Store: st,
 		Concurrency: p.RouterConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
@@ -41,11 +41,11 @@ func addRouter(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st
 		Logger: p.log,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	srv.AddCheck("router", ops.Ready(r.Ready))
 	d.Add(daemon.StageRouter, "router", r.Run)
-	return nil
+	return r, nil
 }
 
 func addAction(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, m actions.Module) error {
@@ -243,7 +243,8 @@ func runRouter(ctx context.Context, args []string) error {
 		return err
 	}
 	return runPart(ctx, p, "router", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, _ string) error {
-		return addRouter(d, srv, p, conn, st)
+		_, err := addRouter(d, srv, p, conn, st)
+		return err
 	})
 }
 

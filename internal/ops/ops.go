@@ -64,7 +64,23 @@ func Ready(ready func() bool) Check {
 	}
 }
 
+// Ready reports whether every check passes.
+func (s *Server) Ready() bool {
+	ok, _ := s.status()
+	return ok
+}
+
 func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
+	ok, out := s.status()
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, out)
+}
+
+// status runs every check.
+func (s *Server) status() (bool, map[string]string) {
 	s.mu.Lock()
 	names := make([]string, 0, len(s.checks))
 	for n := range s.checks {
@@ -72,20 +88,20 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	}
 	s.mu.Unlock()
 	sort.Strings(names)
-	status := http.StatusOK
+	ok := true
 	out := map[string]string{}
 	for _, n := range names {
 		s.mu.Lock()
 		c := s.checks[n]
 		s.mu.Unlock()
 		if err := c(); err != nil {
-			status = http.StatusServiceUnavailable
+			ok = false
 			out[n] = err.Error()
 		} else {
 			out[n] = "ok"
 		}
 	}
-	writeJSON(w, status, out)
+	return ok, out
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
