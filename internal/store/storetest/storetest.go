@@ -136,14 +136,28 @@ func ensureTemplate(ctx context.Context) (string, error) {
 	if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s WITH is_template = true ALLOW_CONNECTIONS = false", name)); err != nil {
 		return "", err
 	}
+	// When it was made, so another checkout's tests (other migrations, so
+	// another template) do not lose theirs while they run.
+	if _, err := admin.Exec(ctx, fmt.Sprintf("COMMENT ON DATABASE %s IS '%d'", name, time.Now().Unix())); err != nil {
+		return "", err
+	}
 	dropStaleTemplates(ctx, admin, name)
 	return name, nil
 }
 
+// staleTemplateAge is how old another migration set's template must be
+// before it is dropped: younger ones may belong to tests running now in
+// another checkout.
+const staleTemplateAge = 6 * time.Hour
+
 // dropStaleTemplates removes templates of earlier migration sets, so the
-// server keeps one cached template and nothing else from the tests.
+// server keeps few cached templates and nothing else from the tests.
 func dropStaleTemplates(ctx context.Context, admin *pgx.Conn, keep string) {
-	rows, err := admin.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE 'wbtmpl\\_%' AND datname <> $1", keep)
+	rows, err := admin.Query(ctx, `
+		SELECT datname FROM pg_database
+		WHERE datname LIKE 'wbtmpl\_%' AND datname <> $1
+		  AND COALESCE(NULLIF(regexp_replace(COALESCE(shobj_description(oid, 'pg_database'), ''), '[^0-9]', '', 'g'), ''), '0')::bigint < $2`,
+		keep, time.Now().Add(-staleTemplateAge).Unix())
 	if err != nil {
 		return
 	}
