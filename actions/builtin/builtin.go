@@ -8,6 +8,7 @@ import (
 
 	"github.com/waddlebot/waddlebot/actions"
 	"github.com/waddlebot/waddlebot/actions/alias"
+	"github.com/waddlebot/waddlebot/actions/calendar"
 	"github.com/waddlebot/waddlebot/actions/core"
 	"github.com/waddlebot/waddlebot/actions/inventory"
 	"github.com/waddlebot/waddlebot/actions/labels"
@@ -38,6 +39,7 @@ func Modules(d Deps) map[string]actions.Module {
 		"inventory":  inventory.New(inventory.Config{Store: d.Store}),
 		"reputation": reputation.New(reputation.Config{Store: d.Store}),
 		"shoutout":   shoutout.New(shoutout.Config{Store: d.Store, NATS: d.Conn}),
+		"calendar":   calendar.New(calendar.Config{Store: d.Store}),
 	}
 }
 
