@@ -94,7 +94,7 @@ func (m *module) handle(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx)
 	if m.store == nil || tx == nil {
 		return nil, errors.New("alias: built without a store, or run outside the outbox transaction")
 	}
-	p := prefixOf(inv)
+	p := actions.CommandPrefix(inv)
 	sub, rest := cutWord(inv.ArgText)
 	var text string
 	var err error
@@ -124,7 +124,7 @@ func usage(p string) string {
 }
 
 func (m *module) add(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, rest string) (string, error) {
-	p := prefixOf(inv)
+	p := actions.CommandPrefix(inv)
 	rawName, rawTarget := cutWord(rest)
 	if rawName == "" || rawTarget == "" {
 		return fmt.Sprintf("Usage: %salias add <name> <command…>, for example %salias add q %squote {1|random}", p, p, p), nil
@@ -243,7 +243,7 @@ func (m *module) moduleOff(ctx context.Context, communityID string, cat catalogu
 }
 
 func (m *module) remove(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, rest string) (string, error) {
-	p := prefixOf(inv)
+	p := actions.CommandPrefix(inv)
 	rawName, extra := cutWord(rest)
 	if rawName == "" || extra != "" {
 		return fmt.Sprintf("Usage: %salias remove <name>", p), nil
@@ -305,7 +305,7 @@ func (m *module) remove(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx,
 }
 
 func (m *module) list(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, rest string) (string, error) {
-	p := prefixOf(inv)
+	p := actions.CommandPrefix(inv)
 	page := 1
 	if rest != "" {
 		n, err := strconv.Atoi(rest)
@@ -332,7 +332,7 @@ func (m *module) list(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, r
 }
 
 func (m *module) show(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, rest string) (string, error) {
-	p := prefixOf(inv)
+	p := actions.CommandPrefix(inv)
 	rawName, extra := cutWord(rest)
 	if rawName == "" || extra != "" {
 		return fmt.Sprintf("Usage: %salias show <name>", p), nil
@@ -427,13 +427,6 @@ func actor(inv *schemas.Invocation) string {
 		id = inv.Event.User.Login
 	}
 	return inv.Event.Platform + ":" + id
-}
-
-func prefixOf(inv *schemas.Invocation) string {
-	if inv.Community.Prefix != "" {
-		return inv.Community.Prefix
-	}
-	return "!"
 }
 
 func location(name string) *time.Location {

@@ -98,7 +98,7 @@ func (m *module) handle(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx)
 }
 
 func (m *module) event(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (string, error) {
-	sub, rest := cut(inv.ArgText)
+	sub, rest := actions.CutWord(inv.ArgText)
 	switch strings.ToLower(sub) {
 	case "add", "new":
 		return m.addEvent(ctx, inv, tx, rest)
@@ -120,7 +120,7 @@ func (m *module) event(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) 
 }
 
 func usage(inv *schemas.Invocation) string {
-	p := prefix(inv)
+	p := actions.CommandPrefix(inv)
 	return fmt.Sprintf(`Usage: %[1]sevent add "<title>" <when> [daily|weekly|monthly] [description] · %[1]sevent <id> · `+
 		`%[1]sevent join|leave <id> · %[1]sevent approve|reject <id> [reason] · %[1]sevent cancel <id> · %[1]sevents [page]`, p)
 }
@@ -129,48 +129,13 @@ func usage(inv *schemas.Invocation) string {
 func addUsage(inv *schemas.Invocation) string {
 	return fmt.Sprintf(`Usage: %sevent add "<title>" <when> [daily|weekly|monthly] [description] — <when> is like `+
 		`2026-12-05T18:00, 2026-12-05 18:00, today 21:30, tomorrow 18:00 or fri 20:00 (%s time).`,
-		prefix(inv), location(inv.Community.TimeZone).String())
-}
-
-// prefix is how the community's users start a command, for usage lines.
-func prefix(inv *schemas.Invocation) string {
-	if inv.Community.Prefix == "" {
-		return "!"
-	}
-	return inv.Community.Prefix
-}
-
-func isModerator(inv *schemas.Invocation) bool {
-	return inv.Event.User.Highest() >= schemas.RoleRank(string(schemas.RoleModerator))
+		actions.CommandPrefix(inv), location(inv.Community.TimeZone).String())
 }
 
 // autoApproved: moderators, and people they trust with the label, need
 // nobody's approval.
 func autoApproved(inv *schemas.Invocation) bool {
-	if isModerator(inv) {
-		return true
-	}
-	for _, l := range inv.Labels {
-		if l == AutoApproveLabel {
-			return true
-		}
-	}
-	return false
-}
-
-// userKey names the user in created_by columns, as actions.Schedule does.
-func userKey(inv *schemas.Invocation) string {
-	return inv.Event.Platform + ":" + inv.Event.User.ID
-}
-
-// cut splits the first word off s.
-func cut(s string) (word, rest string) {
-	s = strings.TrimSpace(s)
-	i := strings.IndexFunc(s, unicode.IsSpace)
-	if i < 0 {
-		return s, ""
-	}
-	return s[:i], strings.TrimSpace(s[i:])
+	return actions.ModeratorOrLabel(inv, AutoApproveLabel)
 }
 
 // parseNumber reads "42" or "#42".

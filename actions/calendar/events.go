@@ -129,7 +129,7 @@ func (m *module) addEvent(ctx context.Context, inv *schemas.Invocation, tx pgx.T
 		return why + " " + addUsage(inv), nil
 	}
 	recurrence := ""
-	if word, more := cut(rest); recurrences[strings.ToLower(word)] {
+	if word, more := actions.CutWord(rest); recurrences[strings.ToLower(word)] {
 		recurrence, rest = strings.ToLower(word), more
 	}
 	description := rest
@@ -148,9 +148,9 @@ func (m *module) addEvent(ctx context.Context, inv *schemas.Invocation, tx pgx.T
 	target.ReplyToID, target.UserID = "", ""
 	e := event{communityID: inv.Community.ID, number: number, title: title, description: description, startsAt: start,
 		anchorAt: start, recurrence: recurrence, timeZone: loc.String(), state: statePending, target: target,
-		createdBy: userKey(inv), createdByName: inv.Event.User.Name()}
+		createdBy: actions.UserKey(inv), createdByName: inv.Event.User.Name()}
 	if autoApproved(inv) {
-		e.state, e.decidedBy = stateApproved, userKey(inv)
+		e.state, e.decidedBy = stateApproved, actions.UserKey(inv)
 	}
 	targetDoc, err := json.Marshal(e.target)
 	if err != nil {
@@ -169,19 +169,19 @@ func (m *module) addEvent(ctx context.Context, inv *schemas.Invocation, tx pgx.T
 	}
 	if e.state == statePending {
 		return fmt.Sprintf("Event #%d “%s” (%s) added; it waits for a moderator's approval (%sevent approve %d).",
-			number, title, when, prefix(inv), number), nil
+			number, title, when, actions.CommandPrefix(inv), number), nil
 	}
 	if err := m.scheduleFromInvocation(ctx, inv, tx, e, now); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("Event #%d “%s” added for %s. Join with %sevent join %d.", number, title, when, prefix(inv), number), nil
+	return fmt.Sprintf("Event #%d “%s” added for %s. Join with %sevent join %d.", number, title, when, actions.CommandPrefix(inv), number), nil
 }
 
 // withEvent reads the event number the subcommand names and runs it on
 // the event, locked.
 func (m *module) withEvent(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, sub, args string,
 	run func(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, e event, extra string) (string, error)) (string, error) {
-	word, extra := cut(args)
+	word, extra := actions.CutWord(args)
 	n, ok := parseNumber(word)
 	if !ok || (sub != "reject" && sub != "approve" && extra != "") {
 		if sub == "" {
@@ -191,7 +191,7 @@ func (m *module) withEvent(ctx context.Context, inv *schemas.Invocation, tx pgx.
 		if sub == "reject" || sub == "approve" {
 			reason = " [reason]"
 		}
-		return fmt.Sprintf("Usage: %sevent %s <id>%s (%sevents lists them)", prefix(inv), sub, reason, prefix(inv)), nil
+		return fmt.Sprintf("Usage: %sevent %s <id>%s (%sevents lists them)", actions.CommandPrefix(inv), sub, reason, actions.CommandPrefix(inv)), nil
 	}
 	e, found, err := loadEvent(ctx, tx, inv.Community.ID, n)
 	if err != nil {
@@ -277,7 +277,7 @@ func (m *module) join(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, e
 		return fmt.Sprintf("Event #%d is over.", e.number), nil
 	}
 	tag, err := tx.Exec(ctx, `INSERT INTO calendar_attendees (community_id, number, user_key, user_name, joined_at)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, e.communityID, e.number, userKey(inv), inv.Event.User.Name(), m.clock.Now().UTC())
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, e.communityID, e.number, actions.UserKey(inv), inv.Event.User.Name(), m.clock.Now().UTC())
 	if err != nil {
 		return "", fmt.Errorf("calendar: unable to join #%d: %w", e.number, err)
 	}
@@ -289,7 +289,7 @@ func (m *module) join(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, e
 
 func (m *module) leave(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, e event, _ string) (string, error) {
 	tag, err := tx.Exec(ctx, `DELETE FROM calendar_attendees WHERE community_id = $1 AND number = $2 AND user_key = $3`,
-		e.communityID, e.number, userKey(inv))
+		e.communityID, e.number, actions.UserKey(inv))
 	if err != nil {
 		return "", fmt.Errorf("calendar: unable to leave #%d: %w", e.number, err)
 	}
@@ -300,7 +300,7 @@ func (m *module) leave(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, 
 }
 
 func (m *module) approve(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, e event, _ string) (string, error) {
-	if !isModerator(inv) {
+	if !actions.IsModerator(inv) {
 		return fmt.Sprintf("Sorry %s, only moderators approve events.", inv.Event.User.Name()), nil
 	}
 	now := m.clock.Now()
@@ -312,7 +312,7 @@ func (m *module) approve(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx
 	case !e.startsAt.After(now):
 		return fmt.Sprintf("Event #%d's start has passed; it cannot be approved now.", e.number), nil
 	}
-	if err := m.decide(ctx, tx, e, stateApproved, userKey(inv), ""); err != nil {
+	if err := m.decide(ctx, tx, e, stateApproved, actions.UserKey(inv), ""); err != nil {
 		return "", err
 	}
 	e.state = stateApproved
@@ -320,20 +320,20 @@ func (m *module) approve(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx
 		return "", err
 	}
 	return fmt.Sprintf("Event #%d “%s” approved: %s. Join with %sevent join %d.", e.number, e.title,
-		formatWhen(e.startsAt, now, location(e.timeZone)), prefix(inv), e.number), nil
+		formatWhen(e.startsAt, now, location(e.timeZone)), actions.CommandPrefix(inv), e.number), nil
 }
 
 func (m *module) reject(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, e event, reason string) (string, error) {
-	if !isModerator(inv) {
+	if !actions.IsModerator(inv) {
 		return fmt.Sprintf("Sorry %s, only moderators reject events.", inv.Event.User.Name()), nil
 	}
 	if e.state != statePending {
-		return fmt.Sprintf("Event #%d is not waiting for approval; %sevent cancel %d cancels it.", e.number, prefix(inv), e.number), nil
+		return fmt.Sprintf("Event #%d is not waiting for approval; %sevent cancel %d cancels it.", e.number, actions.CommandPrefix(inv), e.number), nil
 	}
 	if why := checkText(reason, "reason", MaxReasonLength); why != "" {
 		return why, nil
 	}
-	if err := m.decide(ctx, tx, e, stateRejected, userKey(inv), reason); err != nil {
+	if err := m.decide(ctx, tx, e, stateRejected, actions.UserKey(inv), reason); err != nil {
 		return "", err
 	}
 	if err := m.unschedule(ctx, tx, e); err != nil {
@@ -347,13 +347,13 @@ func (m *module) reject(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx,
 }
 
 func (m *module) cancel(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, e event, _ string) (string, error) {
-	if e.createdBy != userKey(inv) && !isModerator(inv) {
+	if e.createdBy != actions.UserKey(inv) && !actions.IsModerator(inv) {
 		return fmt.Sprintf("Event #%d is %s's; only they or a moderator can cancel it.", e.number, e.createdByName), nil
 	}
 	if e.state == stateCancelled || e.state == stateRejected {
 		return fmt.Sprintf("Event #%d is already %s.", e.number, e.state), nil
 	}
-	if err := m.decide(ctx, tx, e, stateCancelled, userKey(inv), ""); err != nil {
+	if err := m.decide(ctx, tx, e, stateCancelled, actions.UserKey(inv), ""); err != nil {
 		return "", err
 	}
 	if err := m.unschedule(ctx, tx, e); err != nil {
@@ -371,7 +371,7 @@ func (m *module) decide(ctx context.Context, tx pgx.Tx, e event, state, by, reas
 }
 
 func (m *module) listEvents(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (string, error) {
-	p := prefix(inv)
+	p := actions.CommandPrefix(inv)
 	page := 1
 	if arg := strings.TrimSpace(inv.ArgText); arg != "" {
 		n, err := strconv.Atoi(arg)
@@ -382,7 +382,7 @@ func (m *module) listEvents(ctx context.Context, inv *schemas.Invocation, tx pgx
 	}
 	// Moderators see what waits for them among the rest.
 	states := []string{stateApproved}
-	if isModerator(inv) {
+	if actions.IsModerator(inv) {
 		states = append(states, statePending)
 	}
 	now := m.clock.Now()

@@ -78,7 +78,7 @@ func plan(e event, now time.Time, prefix string, rollover bool) ([]store.Job, er
 // scheduleFromInvocation schedules an approved event's jobs in the
 // handler's transaction, with ids derived from the invocation.
 func (m *module) scheduleFromInvocation(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, e event, now time.Time) error {
-	jobs, err := plan(e, now, prefix(inv), true)
+	jobs, err := plan(e, now, actions.CommandPrefix(inv), true)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/waddlebot/waddlebot/actions"
 )
 
 // Bounds on when an event may start, named in the replies that enforce them.
@@ -37,7 +39,7 @@ const whenHelp = "write it like 2026-12-05T18:00, 2026-12-05 18:00, today 21:30,
 // whose time is still ahead (today, if it is that day and the time has not
 // passed). problem, when not empty, is the reply explaining the refusal.
 func parseWhen(args string, now time.Time, loc *time.Location) (start time.Time, rest, problem string) {
-	first, after := cut(args)
+	first, after := actions.CutWord(args)
 	if first == "" {
 		return time.Time{}, "", "When does it start? " + capitalize(whenHelp) + "."
 	}
@@ -60,7 +62,7 @@ func parseWhen(args string, now time.Time, loc *time.Location) (start time.Time,
 		}
 		start, rest = t, after
 	case dateRe.MatchString(first):
-		clock, more := cut(after)
+		clock, more := actions.CutWord(after)
 		m := dateRe.FindStringSubmatch(first)
 		c := clockRe.FindStringSubmatch(clock)
 		if c == nil {
@@ -69,7 +71,7 @@ func parseWhen(args string, now time.Time, loc *time.Location) (start time.Time,
 		start, problem = dateAt(m[1], m[2], m[3], c[1], c[2], 0, loc, first+" "+clock)
 		rest = more
 	case lower == "today" || lower == "tomorrow" || isWeekday:
-		clock, more := cut(after)
+		clock, more := actions.CutWord(after)
 		c := clockRe.FindStringSubmatch(clock)
 		if c == nil {
 			return time.Time{}, "", fmt.Sprintf("%q needs a time of day after it, like %s 18:00.", first, lower)

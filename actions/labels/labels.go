@@ -96,15 +96,8 @@ func (m *module) handle(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx)
 		Replies: []schemas.ReplyText{{Text: text}}}, nil
 }
 
-func prefix(inv *schemas.Invocation) string {
-	if inv.Community.Prefix != "" {
-		return inv.Community.Prefix
-	}
-	return "!"
-}
-
 func usage(inv *schemas.Invocation) string {
-	p := prefix(inv)
+	p := actions.CommandPrefix(inv)
 	return fmt.Sprintf("Usage: %[1]slabel add @user <label>, %[1]slabel remove @user <label>, %[1]slabel who <label> [page]. "+
 		"A label is 1 to %[2]d of a-z, 0-9, '_' or '-', at most %[3]d per user; well-known: %[4]s.",
 		p, MaxLabelLength, MaxPerUser, wellKnown)
@@ -121,9 +114,9 @@ func (m *module) label(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) 
 	case "who":
 		return m.who(ctx, inv, tx)
 	default:
-		return fmt.Sprintf("There is no %slabel %s. %s", prefix(inv), shown(inv.Args[0]), usage(inv)), nil
+		return fmt.Sprintf("There is no %slabel %s. %s", actions.CommandPrefix(inv), shown(inv.Args[0]), usage(inv)), nil
 	}
-	one := fmt.Sprintf("%slabel %s @user <label> (for example %slabel %s @bob memories)", prefix(inv), sub, prefix(inv), sub)
+	one := fmt.Sprintf("%slabel %s @user <label> (for example %slabel %s @bob memories)", actions.CommandPrefix(inv), sub, actions.CommandPrefix(inv), sub)
 	switch {
 	case len(inv.Args) < 3:
 		return "Usage: " + one + ".", nil
@@ -230,7 +223,7 @@ func (m *module) audit(ctx context.Context, tx pgx.Tx, inv *schemas.Invocation, 
 
 // who lists the users with a label: `!label who memories [page]`.
 func (m *module) who(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (string, error) {
-	p := prefix(inv)
+	p := actions.CommandPrefix(inv)
 	one := fmt.Sprintf("%slabel who <label> [page] (for example %slabel who memories)", p, p)
 	args := inv.Args[1:]
 	page := 1
@@ -263,7 +256,7 @@ func (m *module) who(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (s
 
 // list serves `!labels [@user] [page]`.
 func (m *module) list(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (string, error) {
-	p := prefix(inv)
+	p := actions.CommandPrefix(inv)
 	args := inv.Args
 	page := 1
 	// The page comes last; a lone number is a page of your own labels (a

@@ -24,12 +24,12 @@ var bookmarkNameRe = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
 var reservedNames = map[string]bool{"add": true, "remove": true, "delete": true, "del": true, "list": true}
 
 func urlUsage(inv *schemas.Invocation) string {
-	p := prefix(inv)
+	p := actions.CommandPrefix(inv)
 	return fmt.Sprintf("Usage: %[1]surl <name> · %[1]surl add <name> <url> · %[1]surl remove <name> · %[1]surls [page]", p)
 }
 
 func (m *module) url(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (string, error) {
-	sub, rest := cut(inv.ArgText)
+	sub, rest := actions.CutWord(inv.ArgText)
 	switch strings.ToLower(sub) {
 	case "":
 		return urlUsage(inv), nil
@@ -85,8 +85,8 @@ func (m *module) addBookmark(ctx context.Context, inv *schemas.Invocation, tx pg
 	if !isWriter(inv) {
 		return fmt.Sprintf("Sorry %s, only moderators or people with the %q label can add bookmarks.", inv.Event.User.Name(), WriterLabel), nil
 	}
-	p := prefix(inv)
-	rawName, raw := cut(rest)
+	p := actions.CommandPrefix(inv)
+	rawName, raw := actions.CutWord(rest)
 	if rawName == "" || raw == "" {
 		return fmt.Sprintf("Usage: %surl add <name> <url>", p), nil
 	}
@@ -102,7 +102,7 @@ func (m *module) addBookmark(ctx context.Context, inv *schemas.Invocation, tx pg
 	}
 	tag, err := tx.Exec(ctx, `INSERT INTO memories_bookmarks (community_id, name, url, added_by, added_by_name, added_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (community_id, name) DO NOTHING`,
-		inv.Community.ID, name, raw, userKey(inv), inv.Event.User.Name(), m.clock.Now().UTC())
+		inv.Community.ID, name, raw, actions.UserKey(inv), inv.Event.User.Name(), m.clock.Now().UTC())
 	if err != nil {
 		return "", fmt.Errorf("memories: unable to add bookmark: %w", err)
 	}
@@ -120,7 +120,7 @@ func (m *module) showBookmark(ctx context.Context, inv *schemas.Invocation, tx p
 	var u string
 	err := tx.QueryRow(ctx, `SELECT url FROM memories_bookmarks WHERE community_id = $1 AND name = $2`, inv.Community.ID, name).Scan(&u)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Sprintf("There is no bookmark named %s; %surls lists them.", name, prefix(inv)), nil
+		return fmt.Sprintf("There is no bookmark named %s; %surls lists them.", name, actions.CommandPrefix(inv)), nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("memories: unable to read bookmark: %w", err)
@@ -129,7 +129,7 @@ func (m *module) showBookmark(ctx context.Context, inv *schemas.Invocation, tx p
 }
 
 func (m *module) listBookmarks(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, arg string) (string, error) {
-	p := prefix(inv)
+	p := actions.CommandPrefix(inv)
 	page := 1
 	if arg != "" {
 		n, ok := parsePage(arg)
@@ -167,10 +167,10 @@ func (m *module) removeBookmark(ctx context.Context, inv *schemas.Invocation, tx
 	if !isWriter(inv) {
 		return fmt.Sprintf("Sorry %s, only moderators or people with the %q label can remove bookmarks.", inv.Event.User.Name(), WriterLabel), nil
 	}
-	rawName, extra := cut(rest)
+	rawName, extra := actions.CutWord(rest)
 	name, ok := bookmarkName(rawName)
 	if !ok || extra != "" {
-		return fmt.Sprintf("Usage: %surl remove <name>", prefix(inv)), nil
+		return fmt.Sprintf("Usage: %surl remove <name>", actions.CommandPrefix(inv)), nil
 	}
 	tag, err := tx.Exec(ctx, `DELETE FROM memories_bookmarks WHERE community_id = $1 AND name = $2`, inv.Community.ID, name)
 	if err != nil {

@@ -112,46 +112,9 @@ func (m *module) handle(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx)
 		Replies: []schemas.ReplyText{{Text: text, Visibility: vis}}}, nil
 }
 
-// prefix is how the community's users start a command, for usage lines.
-func prefix(inv *schemas.Invocation) string {
-	if inv.Community.Prefix == "" {
-		return "!"
-	}
-	return inv.Community.Prefix
-}
-
-func isModerator(inv *schemas.Invocation) bool {
-	return inv.Event.User.Highest() >= schemas.RoleRank(string(schemas.RoleModerator))
-}
-
 // isWriter: quotes and bookmarks are the community's memory, so only people
 // it trusts write them.
-func isWriter(inv *schemas.Invocation) bool {
-	if isModerator(inv) {
-		return true
-	}
-	for _, l := range inv.Labels {
-		if l == WriterLabel {
-			return true
-		}
-	}
-	return false
-}
-
-// userKey names the user in created_by columns, as actions.Schedule does.
-func userKey(inv *schemas.Invocation) string {
-	return inv.Event.Platform + ":" + inv.Event.User.ID
-}
-
-// cut splits the first word off s.
-func cut(s string) (word, rest string) {
-	s = strings.TrimSpace(s)
-	i := strings.IndexFunc(s, unicode.IsSpace)
-	if i < 0 {
-		return s, ""
-	}
-	return s[:i], strings.TrimSpace(s[i:])
-}
+func isWriter(inv *schemas.Invocation) bool { return actions.ModeratorOrLabel(inv, WriterLabel) }
 
 // checkText returns why text from chat cannot be stored ("" when it can).
 // Text is stored and shown exactly as typed, so what a platform would show

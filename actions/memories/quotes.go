@@ -19,12 +19,12 @@ import (
 const authorSep = " - "
 
 func quoteUsage(inv *schemas.Invocation) string {
-	p := prefix(inv)
+	p := actions.CommandPrefix(inv)
 	return fmt.Sprintf("Usage: %[1]squote [number] · %[1]squote add <text> [- author] · %[1]squote search <term> [page] · %[1]squote remove <number>", p)
 }
 
 func (m *module) quote(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (string, error) {
-	sub, rest := cut(inv.ArgText)
+	sub, rest := actions.CutWord(inv.ArgText)
 	switch strings.ToLower(sub) {
 	case "", "random":
 		if rest != "" {
@@ -56,7 +56,7 @@ func (m *module) addQuote(ctx context.Context, inv *schemas.Invocation, tx pgx.T
 		text, author = strings.TrimSpace(padded[:i]), strings.TrimSpace(padded[i+len(authorSep):])
 	}
 	if text == "" {
-		return fmt.Sprintf("Usage: %squote add <text> [- author]", prefix(inv)), nil
+		return fmt.Sprintf("Usage: %squote add <text> [- author]", actions.CommandPrefix(inv)), nil
 	}
 	if why := checkText(text, "quote", MaxQuoteLength); why != "" {
 		return why, nil
@@ -70,7 +70,7 @@ func (m *module) addQuote(ctx context.Context, inv *schemas.Invocation, tx pgx.T
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO memories_quotes (community_id, number, text, author, added_by, added_by_name, added_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		inv.Community.ID, n, text, author, userKey(inv), inv.Event.User.Name(), m.clock.Now().UTC()); err != nil {
+		inv.Community.ID, n, text, author, actions.UserKey(inv), inv.Event.User.Name(), m.clock.Now().UTC()); err != nil {
 		return "", fmt.Errorf("memories: unable to add quote: %w", err)
 	}
 	return fmt.Sprintf("Quote #%d added.", n), nil
@@ -110,7 +110,7 @@ func (m *module) randomQuote(ctx context.Context, inv *schemas.Invocation, tx pg
 	q, err := scanQuote(tx.QueryRow(ctx, `SELECT `+quoteColumns+` FROM memories_quotes WHERE community_id = $1
 		ORDER BY random() LIMIT 1`, inv.Community.ID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Sprintf("There are no quotes yet. Moderators add them with %squote add <text> [- author].", prefix(inv)), nil
+		return fmt.Sprintf("There are no quotes yet. Moderators add them with %squote add <text> [- author].", actions.CommandPrefix(inv)), nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("memories: unable to pick a quote: %w", err)
@@ -141,7 +141,7 @@ func likePattern(term string) string {
 }
 
 func (m *module) searchQuotes(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, rest string) (string, error) {
-	p := prefix(inv)
+	p := actions.CommandPrefix(inv)
 	term, page := splitPage(rest)
 	if term == "" {
 		return fmt.Sprintf("Usage: %squote search <term> [page]", p), nil
@@ -188,12 +188,12 @@ func (m *module) searchQuotes(ctx context.Context, inv *schemas.Invocation, tx p
 }
 
 func (m *module) removeQuote(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, rest string) (string, error) {
-	if !isModerator(inv) {
+	if !actions.IsModerator(inv) {
 		return fmt.Sprintf("Sorry %s, only moderators can remove quotes.", inv.Event.User.Name()), nil
 	}
 	n, ok := parseNumber(rest)
 	if !ok {
-		return fmt.Sprintf("Usage: %squote remove <number>", prefix(inv)), nil
+		return fmt.Sprintf("Usage: %squote remove <number>", actions.CommandPrefix(inv)), nil
 	}
 	tag, err := tx.Exec(ctx, `DELETE FROM memories_quotes WHERE community_id = $1 AND number = $2`, inv.Community.ID, n)
 	if err != nil {

@@ -41,13 +41,13 @@ type reminder struct {
 var clockTimeRe = regexp.MustCompile(`^([01]?[0-9]|2[0-3]):([0-5][0-9])$`)
 
 func remindUsage(inv *schemas.Invocation) string {
-	p := prefix(inv)
+	p := actions.CommandPrefix(inv)
 	return fmt.Sprintf("Usage: %[1]sremind me|here in <duration> <text> (durations like 90s, 10m, 2h30m, 1d) · "+
 		"%[1]sremind me|here at <HH:MM> <text> · %[1]sremind list [page] · %[1]sremind cancel <number>", p)
 }
 
 func (m *module) remind(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (string, schemas.Visibility, error) {
-	sub, rest := cut(inv.ArgText)
+	sub, rest := actions.CutWord(inv.ArgText)
 	switch strings.ToLower(sub) {
 	case toMe, toHere:
 		text, err := m.addReminder(ctx, inv, tx, strings.ToLower(sub), rest)
@@ -96,9 +96,9 @@ func dueTime(how, when string, now time.Time, loc *time.Location) (time.Time, st
 }
 
 func (m *module) addReminder(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, where, rest string) (string, error) {
-	p := prefix(inv)
-	how, rest := cut(rest)
-	when, text := cut(rest)
+	p := actions.CommandPrefix(inv)
+	how, rest := actions.CutWord(rest)
+	when, text := actions.CutWord(rest)
 	if when == "" || text == "" || (!strings.EqualFold(how, "in") && !strings.EqualFold(how, "at")) {
 		return remindUsage(inv), nil
 	}
@@ -114,10 +114,10 @@ func (m *module) addReminder(ctx context.Context, inv *schemas.Invocation, tx pg
 
 	// Two reminders set at once by one user must not both pass the limit.
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('memories:reminders:' || $1 || ':' || $2))`,
-		inv.Community.ID, userKey(inv)); err != nil {
+		inv.Community.ID, actions.UserKey(inv)); err != nil {
 		return "", fmt.Errorf("memories: unable to lock reminders: %w", err)
 	}
-	pending, err := m.st.PendingJobs(ctx, tx, inv.Community.ID, Name, JobKind, userKey(inv))
+	pending, err := m.st.PendingJobs(ctx, tx, inv.Community.ID, Name, JobKind, actions.UserKey(inv))
 	if err != nil {
 		return "", fmt.Errorf("memories: unable to count reminders: %w", err)
 	}
@@ -142,7 +142,7 @@ func (m *module) addReminder(ctx context.Context, inv *schemas.Invocation, tx pg
 		target.UserID = ""
 	}
 	if _, err := actions.Schedule(ctx, m.st, tx, inv, 1, store.Job{Kind: JobKind, DueAt: due, Payload: payload,
-		Target: target, CreatedBy: userKey(inv)}); err != nil {
+		Target: target, CreatedBy: actions.UserKey(inv)}); err != nil {
 		return "", fmt.Errorf("memories: unable to schedule reminder: %w", err)
 	}
 	how = "I'll send it to you privately."
@@ -180,7 +180,7 @@ func decodeReminder(job *store.Job) (reminder, error) {
 }
 
 func (m *module) listReminders(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, arg string) (string, error) {
-	p := prefix(inv)
+	p := actions.CommandPrefix(inv)
 	page := 1
 	if arg != "" {
 		n, ok := parsePage(arg)
@@ -189,7 +189,7 @@ func (m *module) listReminders(ctx context.Context, inv *schemas.Invocation, tx 
 		}
 		page = n
 	}
-	jobs, err := m.st.PendingJobs(ctx, tx, inv.Community.ID, Name, JobKind, userKey(inv))
+	jobs, err := m.st.PendingJobs(ctx, tx, inv.Community.ID, Name, JobKind, actions.UserKey(inv))
 	if err != nil {
 		return "", fmt.Errorf("memories: unable to list reminders: %w", err)
 	}
@@ -215,7 +215,7 @@ func (m *module) listReminders(ctx context.Context, inv *schemas.Invocation, tx 
 func (m *module) cancelReminder(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, rest string) (string, error) {
 	n, ok := parseNumber(rest)
 	if !ok {
-		return fmt.Sprintf("Usage: %sremind cancel <number> (%sremind list shows the numbers)", prefix(inv), prefix(inv)), nil
+		return fmt.Sprintf("Usage: %sremind cancel <number> (%sremind list shows the numbers)", actions.CommandPrefix(inv), actions.CommandPrefix(inv)), nil
 	}
 	jobs, err := m.st.PendingJobs(ctx, tx, inv.Community.ID, Name, JobKind, "")
 	if err != nil {
@@ -229,8 +229,8 @@ func (m *module) cancelReminder(ctx context.Context, inv *schemas.Invocation, tx
 		if r.Number != n {
 			continue
 		}
-		own := jobs[i].CreatedBy == userKey(inv)
-		if !own && !isModerator(inv) {
+		own := jobs[i].CreatedBy == actions.UserKey(inv)
+		if !own && !actions.IsModerator(inv) {
 			// Not naming the owner: a private reminder is nobody else's business.
 			return fmt.Sprintf("Reminder #%d is not yours; only its owner or a moderator can cancel it.", n), nil
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/waddlebot/waddlebot/actions"
 	"github.com/waddlebot/waddlebot/internal/store"
 	"github.com/waddlebot/waddlebot/schemas"
 )
@@ -51,19 +52,8 @@ func (m *module) onEvent(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx
 	return err
 }
 
-func prefix(inv *schemas.Invocation) string {
-	if inv.Community.Prefix != "" {
-		return inv.Community.Prefix
-	}
-	return "!"
-}
-
-func isModerator(inv *schemas.Invocation) bool {
-	return inv.Event.User.Highest() >= schemas.RoleRank(string(schemas.RoleModerator))
-}
-
 func usage(inv *schemas.Invocation) string {
-	return fmt.Sprintf("Usage: %[1]srep, %[1]srep @user, %[1]stop [n]; moderators: %[1]srep adjust @user <±n> <reason>.", prefix(inv))
+	return fmt.Sprintf("Usage: %[1]srep, %[1]srep @user, %[1]stop [n]; moderators: %[1]srep adjust @user <±n> <reason>.", actions.CommandPrefix(inv))
 }
 
 // rep serves `!rep`, `!rep @user` and `!rep adjust …`.
@@ -122,11 +112,11 @@ func (m *module) top(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (s
 	case 1:
 		v, err := strconv.Atoi(inv.Args[0])
 		if err != nil || v < 1 {
-			return fmt.Sprintf("%s is not a number of places. Usage: %stop [n], n from 1 to %d.", quoted(inv.Args[0]), prefix(inv), MaxTop), nil
+			return fmt.Sprintf("%s is not a number of places. Usage: %stop [n], n from 1 to %d.", quoted(inv.Args[0]), actions.CommandPrefix(inv), MaxTop), nil
 		}
 		n = min(v, MaxTop)
 	default:
-		return fmt.Sprintf("Usage: %stop [n], n from 1 to %d.", prefix(inv), MaxTop), nil
+		return fmt.Sprintf("Usage: %stop [n], n from 1 to %d.", actions.CommandPrefix(inv), MaxTop), nil
 	}
 	ls, err := leaders(ctx, tx, inv.Community.ID, n)
 	if err != nil {
@@ -147,13 +137,13 @@ func (m *module) top(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (s
 // score by hand, recorded in the ledger under the moderator's name and in
 // the audit log.
 func (m *module) adjust(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (string, error) {
-	if !isModerator(inv) {
+	if !actions.IsModerator(inv) {
 		return "Only moderators can adjust reputation.", nil
 	}
-	_, rest := cut(inv.ArgText) // "adjust"
+	_, rest := actions.CutWord(inv.ArgText) // "adjust"
 	a, problem := parseAdjust(rest)
 	if problem == missingParts {
-		return fmt.Sprintf("Usage: %srep adjust @user <±n> <reason> (for example %[1]srep adjust @bob +25 ran the raffle).", prefix(inv)), nil
+		return fmt.Sprintf("Usage: %srep adjust @user <±n> <reason> (for example %[1]srep adjust @bob +25 ran the raffle).", actions.CommandPrefix(inv)), nil
 	}
 	if problem != "" {
 		return problem, nil

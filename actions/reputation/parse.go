@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/waddlebot/waddlebot/actions"
 )
 
 // target is a user named in a command.
@@ -50,8 +52,8 @@ const missingParts = "missing parts"
 // points (not zero, at most the whole range) and a reason; problem is the
 // reply when the text is not one.
 func parseAdjust(text string) (adjustment, string) {
-	userArg, rest := cut(text)
-	amountArg, reason := cut(rest)
+	userArg, rest := actions.CutWord(text)
+	amountArg, reason := actions.CutWord(rest)
 	if userArg == "" || amountArg == "" || reason == "" {
 		return adjustment{}, missingParts
 	}
@@ -78,16 +80,6 @@ func parseAdjust(text string) (adjustment, string) {
 		}
 	}
 	return adjustment{who: who, points: n, reason: reason}, ""
-}
-
-// cut splits the first word off s.
-func cut(s string) (word, rest string) {
-	s = strings.TrimSpace(s)
-	i := strings.IndexFunc(s, unicode.IsSpace)
-	if i < 0 {
-		return s, ""
-	}
-	return s[:i], strings.TrimSpace(s[i:])
 }
 
 // quoted shows a user's text back to them, shortened.

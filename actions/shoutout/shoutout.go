@@ -201,20 +201,13 @@ type shout struct {
 
 func say(text string) *shout { return &shout{text: text} }
 
-func prefix(inv *schemas.Invocation) string {
-	if inv.Community.Prefix == "" {
-		return "!"
-	}
-	return inv.Community.Prefix
-}
-
 // shoutout answers `!so <target>`.
 func (m *module) shoutout(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (*shout, error) {
 	ev := &inv.Event
 	t, prob := parseTarget(ev.Platform, inv.ArgText)
 	switch prob {
 	case problemNoTarget:
-		return say(fmt.Sprintf("Usage: %sso @user — shouts a streamer out.", prefix(inv))), nil
+		return say(fmt.Sprintf("Usage: %sso @user — shouts a streamer out.", actions.CommandPrefix(inv))), nil
 	case problemNotLogin:
 		return say("That isn't a Twitch login: logins are 3 to 25 letters, digits or _."), nil
 	case problemBadName:
