@@ -341,3 +341,44 @@ func TestReminders(t *testing.T) {
 		}
 	}
 }
+
+// TestRedeliveredAddSchedulesNothingTwice: a redelivered !event add (a
+// retry past the commands stream's duplicate window) adds no second event
+// and schedules no second set of reminders, since the jobs' ids derive from
+// the invocation; its reply is the one already sent.
+func TestRedeliveredAddSchedulesNothingTwice(t *testing.T) {
+	t.Parallel()
+	p := start(t, clock.NewFake(day))
+	expectContains(t, p, mod, modRole, `!event add "Q&A" 2026-12-01T12:00`, "Event #1 “Q&A” added for Tue 1 Dec 12:00")
+	var add *schemas.Invocation
+	for _, inv := range natstest.Decode[schemas.Invocation](t, p.Client.JS, schemas.StreamCommands, schemas.CommandSubject(calendar.Name)) {
+		if strings.HasPrefix(inv.ArgText, "add ") {
+			add = &inv
+		}
+	}
+	if add == nil {
+		t.Fatal("no invocation of !event add in WB_COMMANDS")
+	}
+	const jobs = `SELECT count(*) FROM scheduled_jobs WHERE module = 'calendar' AND kind = $1 AND state = 'pending'`
+	if n := p.Count(jobs, calendar.ReminderKind); n != 3 {
+		t.Fatalf("the add scheduled %d reminders, want 3", n)
+	}
+	before := actionstest.RepliesTo(t, p.Client.JS, add.ID)
+	if len(before) != 1 {
+		t.Fatalf("%d replies to the add before the redelivery, want 1", len(before))
+	}
+
+	actionstest.PublishAs(t, p.Client.JS, add, add.ID+"-again")
+	p.Settle()
+
+	if n := p.Count(`SELECT count(*) FROM calendar_events`); n != 1 {
+		t.Errorf("%d events after the redelivery, want 1", n)
+	}
+	if n := p.Count(`SELECT count(*) FROM scheduled_jobs`); n != 3 {
+		t.Errorf("%d jobs after the redelivery, want 3", n)
+	}
+	after := actionstest.RepliesTo(t, p.Client.JS, add.ID)
+	if len(after) != 1 || after[0].ID != before[0].ID || after[0].Text != before[0].Text {
+		t.Errorf("replies to the add after the redelivery: %+v, want %+v", after, before)
+	}
+}

@@ -2,13 +2,18 @@ package discord_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
 
+	"github.com/waddlebot/waddlebot/collectors"
+	"github.com/waddlebot/waddlebot/collectors/discord"
 	"github.com/waddlebot/waddlebot/collectors/discord/discordtest"
+	"github.com/waddlebot/waddlebot/internal/logging"
 	"github.com/waddlebot/waddlebot/internal/natsx/natstest"
 	"github.com/waddlebot/waddlebot/schemas"
 )
@@ -318,5 +323,85 @@ func TestGatewayIdentifiesAfterAnInvalidSession(t *testing.T) {
 	e.fake.Dispatch("MESSAGE_CREATE", gwMessage("760000000000000001", gwAlice, "new session"))
 	if evs := e.waitEvents(t, 1); evs[0].Text != "new session" {
 		t.Errorf("event = %+v", evs[0])
+	}
+}
+
+// gwHoldFirst holds the first Publish until the gateway's context has
+// ended, so the dispatches read meanwhile wait in the shard's queue when
+// the shard stops.
+type gwHoldFirst struct {
+	gatewayCtx context.Context
+	next       discord.Publisher
+	once       sync.Once
+	held       chan struct{} // closed when the first Publish is held
+}
+
+func (h *gwHoldFirst) Publish(ctx context.Context, ev *schemas.Event) error {
+	first := false
+	h.once.Do(func() { first = true })
+	if first {
+		close(h.held)
+		<-h.gatewayCtx.Done()
+	}
+	return h.next.Publish(ctx, ev)
+}
+
+func TestGatewayPublishesWhatWasReadWhenItStops(t *testing.T) {
+	e := gwStart(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hold := &gwHoldFirst{gatewayCtx: ctx, next: collectors.NewPublisher(e.nats.Conn.JS, logging.Discard()), held: make(chan struct{})}
+	gw, err := discord.NewGateway(discord.GatewayConfig{
+		Token: e.fake.BotToken, Endpoints: discord.Endpoints{API: e.fake.APIURL()}, Shards: 1,
+		Publisher: hold, Interactions: e.interactions,
+		Catalogue: func(context.Context) ([]schemas.Manifest, error) { return gwCatalogue, nil },
+		Leases:    e.leases(t, "replica-a"), Logger: logging.Discard(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx) }()
+	e.connected(t, 1)
+
+	// Many queued messages: the worker's select between the queue and the
+	// ended context is random, so without the drain some are lost almost
+	// surely.
+	const messages = 12
+	for i := range messages {
+		e.fake.Dispatch("MESSAGE_CREATE", gwMessage(fmt.Sprintf("7800000000000000%02d", i), gwAlice, fmt.Sprintf("queued %02d", i)))
+	}
+	select {
+	case <-hold.held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first message was never published")
+	}
+	// The reader runs handlers in order: once the interaction after the
+	// messages is deferred, every message before it is in the queue.
+	e.fake.Dispatch("INTERACTION_CREATE", discordtest.InteractionCreate(e.fake.AppID, discordtest.Interaction{
+		ID: "780000000000000099", Token: "tok-drain", GuildID: gwGuildID, ChannelID: gwChannelID, User: gwAlice,
+		Command: "ping"}))
+	natstest.Eventually(t, 10*time.Second, "interaction deferred", func() bool {
+		return slices.ContainsFunc(e.fake.Callbacks(), func(c discordtest.Callback) bool { return c.Token == "tok-drain" })
+	})
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	// Run has returned: what was published is in the stream already.
+	var chats int
+	for _, ev := range e.events(t) {
+		if ev.Kind == schemas.KindChat {
+			chats++
+		}
+	}
+	if chats != messages {
+		t.Errorf("%d of the %d messages read were published", chats, messages)
 	}
 }

@@ -154,3 +154,94 @@ func TestInstallRefuses(t *testing.T) {
 		}
 	})
 }
+
+// TestInstallRefusesUnconfirmedInstall goes through Discord's page with a
+// real code each time, so only the check under test stands between the
+// callback and a recorded guild.
+func TestInstallRefusesUnconfirmedInstall(t *testing.T) {
+	e := instStart(t)
+	e.fake.AddGuild(gwGuild)
+	tests := []struct {
+		name string
+		// tokenAnswer shapes the token answer; nil leaves the fake's.
+		tokenAnswer func(*discordtest.Server)
+		// otherBrowser: the callback comes from a browser that did not
+		// start the install (no state cookie).
+		otherBrowser bool
+		wantStatus   int
+		wantMessage  string
+	}{
+		{
+			name:        "token answer without a guild",
+			tokenAnswer: func(f *discordtest.Server) { f.NextTokenAnswer(false, "bot applications.commands") },
+			wantStatus:  http.StatusBadGateway,
+			wantMessage: "did not confirm which server",
+		},
+		{
+			name:        "bot scope not granted",
+			tokenAnswer: func(f *discordtest.Server) { f.NextTokenAnswer(true, "applications.commands") },
+			wantStatus:  http.StatusBadRequest,
+			wantMessage: "did not grant the bot scope",
+		},
+		{
+			name:         "state cookie from another browser",
+			otherBrowser: true,
+			wantStatus:   http.StatusBadRequest,
+			wantMessage:  "started in another browser",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.fake.NextAuthorize(gwGuildID)
+			if tt.tokenAnswer != nil {
+				tt.tokenAnswer(e.fake)
+			}
+			callback := instCallbackURL(t, e)
+			browser := e.agent
+			if tt.otherBrowser {
+				jar, _ := cookiejar.New(nil)
+				browser = &http.Client{Jar: jar}
+			}
+			resp, err := browser.Get(callback)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus || !strings.Contains(string(body), tt.wantMessage) {
+				t.Errorf("callback = %d %q, want %d %q", resp.StatusCode, body, tt.wantStatus, tt.wantMessage)
+			}
+			var n int
+			if err := e.st.Pool().QueryRow(t.Context(), `SELECT count(*) FROM discord_guilds`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("%d guilds recorded (%v), want none", n, err)
+			}
+			// A guild wrongly recorded here must not fail the next case.
+			if _, err := e.st.Pool().Exec(t.Context(), `DELETE FROM discord_guilds`); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// instCallbackURL starts an install in e's browser and follows it through
+// Discord's page, stopping before the callback: the URL it returns carries
+// a code Discord issued and the state of e's browser.
+func instCallbackURL(t *testing.T, e *instEnv) string {
+	t.Helper()
+	client := &http.Client{Jar: e.agent.Jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		if req.URL.Path == "/connect/discord/callback" {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	resp, err := client.Get(e.srv.URL + "/connect/discord")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || loc.Path != "/connect/discord/callback" || loc.Query().Get("code") == "" || loc.Query().Get("state") == "" {
+		t.Fatalf("Discord's page sent the browser to %q (%v), want the callback with a code and state", resp.Header.Get("Location"), err)
+	}
+	return loc.String()
+}

@@ -192,6 +192,15 @@ type restState struct {
 
 	nextAuthorize string
 	codes         map[string]authCode
+	// nextToken, when set, shapes the next token answer (NextTokenAnswer).
+	nextToken *tokenAnswer
+}
+
+// tokenAnswer is how the next POST /oauth2/token answers differently from
+// what the authorize page granted.
+type tokenAnswer struct {
+	withGuild bool
+	scope     string
 }
 
 type nonceEntry struct {
@@ -460,6 +469,16 @@ func (s *Server) SetBucketLimit(limit int, window time.Duration) {
 func (s *Server) NextAuthorize(guildID string) {
 	s.mu.Lock()
 	s.nextAuthorize = guildID
+	s.mu.Unlock()
+}
+
+// NextTokenAnswer makes the next successful POST /oauth2/token answer
+// carry scope as its granted scope, and a guild object only when withGuild
+// (an install Discord did not confirm: the user unticked the bot, or the
+// grant is not a bot install).
+func (s *Server) NextTokenAnswer(withGuild bool, scope string) {
+	s.mu.Lock()
+	s.nextToken = &tokenAnswer{withGuild: withGuild, scope: scope}
 	s.mu.Unlock()
 }
 
@@ -927,17 +946,26 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	delete(s.codes, code) // a code is good once
 	guild, known := s.guildLocked(grant.guildID)
 	token := "access-" + s.snowflakeLocked()
+	valid := ok && r.PostForm.Get("redirect_uri") == grant.redirectURI
+	shape := s.nextToken
+	if valid {
+		s.nextToken = nil // the shape is for one answer
+	}
 	s.mu.Unlock()
-	if !ok || r.PostForm.Get("redirect_uri") != grant.redirectURI {
+	if !valid {
 		WriteJSON(w, http.StatusBadRequest, map[string]string{
 			"error": "invalid_grant", "error_description": `Invalid "code" in request.`})
 		return
 	}
+	withGuild, scope := true, grant.scope
+	if shape != nil {
+		withGuild, scope = shape.withGuild, shape.scope
+	}
 	out := map[string]any{
 		"access_token": token, "token_type": "Bearer", "expires_in": 604800,
-		"refresh_token": "refresh-" + token, "scope": grant.scope,
+		"refresh_token": "refresh-" + token, "scope": scope,
 	}
-	if grant.guildID != "" {
+	if grant.guildID != "" && withGuild {
 		if !known {
 			guild = Guild{ID: grant.guildID, Name: "guild " + grant.guildID}
 		}
