@@ -65,6 +65,30 @@ const (
 	closeInvalidReconnect  = 4007
 )
 
+// Refusals of Twitch's limits, before Twitch refuses (it would close the
+// extra socket with 4000 or refuse the subscription with 429).
+var (
+	errSocketLimit       = errors.New("twitch: too many EventSub sockets for one user")
+	errSubscriptionLimit = errors.New("twitch: too many subscriptions for one EventSub socket")
+)
+
+// checkSocketLimit refuses another socket for a user who has open sockets
+// already.
+func checkSocketLimit(userID string, open int) error {
+	if open >= maxSocketsPerUser {
+		return fmt.Errorf("%w: user %s has %d open, Twitch allows %d", errSocketLimit, userID, open, maxSocketsPerUser)
+	}
+	return nil
+}
+
+// checkSubscriptionLimit refuses putting subscriptions on one socket.
+func checkSubscriptionLimit(subscriptions int) error {
+	if subscriptions > maxSubscriptionsPerSocket {
+		return fmt.Errorf("%w: %d wanted, Twitch allows %d", errSubscriptionLimit, subscriptions, maxSubscriptionsPerSocket)
+	}
+	return nil
+}
+
 // errStopBroadcaster ends a broadcaster's sessions until the account is
 // listed as connected again (its grant is gone or revoked).
 var errStopBroadcaster = errors.New("twitch: broadcaster's grant is gone")
@@ -324,6 +348,34 @@ func (sk *socket) close() {
 	})
 }
 
+// endProbe bounds how long drainEnd waits for a socket's end.
+const endProbe = 250 * time.Millisecond
+
+// drainEnd reads what a socket not yet handed to a socketLoop holds, for
+// up to endProbe, and returns how it ended (nil: it is still open).
+// Notifications read go to d: Twitch does not send them again.
+func (sk *socket) drainEnd(ctx context.Context, d *deliverer, log *slog.Logger) error {
+	_ = sk.ws.SetReadDeadline(time.Now().Add(endProbe))
+	defer func() { _ = sk.ws.SetReadDeadline(time.Time{}) }()
+	for {
+		_, data, err := sk.ws.ReadMessage()
+		if err != nil {
+			if closeCode(err) == 0 {
+				return nil // the probe ran out, or the socket broke without a close frame
+			}
+			return fmt.Errorf("twitch: EventSub socket %s ended: %w", sk.sessionID, err)
+		}
+		msg, err := eventsub.ParseMessage(data)
+		if err != nil || msg.Metadata.MessageType != eventsub.TypeNotification {
+			continue
+		}
+		if queued, _ := d.offer(ctx, msg.Notification()); !queued {
+			log.Error("twitch: notification dropped: the session ended before it was queued",
+				logging.KeyEvent, msg.Metadata.MessageID, "type", msg.Metadata.SubscriptionType)
+		}
+	}
+}
+
 // frame is what a socket's reader hands the session loop.
 type frame struct {
 	from *socket
@@ -346,7 +398,13 @@ func (s *Sessions) session(ctx context.Context, broadcasterID string, d *deliver
 	if err != nil {
 		return err
 	}
-	if err := s.subscribe(ctx, broadcasterID, first, token, hurry, log); err != nil {
+	if err := s.subscribe(ctx, broadcasterID, first, eventsub.Specs(), token, hurry, log); err != nil {
+		// Twitch may have closed the socket meanwhile: its 4003 (too slow
+		// to subscribe) must reach serve, so that the next session hurries
+		// rather than being as slow again.
+		if end := first.drainEnd(ctx, d, log); end != nil {
+			err = errors.Join(err, end)
+		}
 		first.close()
 		return err
 	}
@@ -577,10 +635,9 @@ func read(sk *socket, frames chan<- frame, done <-chan struct{}, log *slog.Logge
 // user, and reads its session_welcome.
 func (s *Sessions) dial(ctx context.Context, userID, rawURL string) (*socket, error) {
 	s.mu.Lock()
-	if s.sockets[userID] >= maxSocketsPerUser {
+	if err := checkSocketLimit(userID, s.sockets[userID]); err != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("twitch: refusing a %d. EventSub socket for user %s (Twitch allows %d)",
-			maxSocketsPerUser+1, userID, maxSocketsPerUser)
+		return nil, err
 	}
 	s.sockets[userID]++
 	s.mu.Unlock()
@@ -646,7 +703,7 @@ const (
 	subscribeRetryFirst = 250 * time.Millisecond
 )
 
-// subscribe makes every Spec on the socket's session with the
+// subscribe makes specs (every Spec) on the socket's session with the
 // broadcaster's token, within the keepalive window after the welcome
 // (Twitch closes an unused socket with 4003). The first is made alone so a
 // refused token is refreshed once for all; the rest go at once. In a hurry
@@ -655,10 +712,9 @@ const (
 // the broadcaster did not grant) is left out; one that still fails after
 // the retries ends the session, so that the reconnect, with back-off, tries
 // again rather than the channel going without it.
-func (s *Sessions) subscribe(ctx context.Context, broadcasterID string, sk *socket, token string, hurry bool, log *slog.Logger) error {
-	specs := eventsub.Specs()
-	if len(specs) > maxSubscriptionsPerSocket {
-		return fmt.Errorf("twitch: %d subscriptions do not fit on one socket (Twitch allows %d)", len(specs), maxSubscriptionsPerSocket)
+func (s *Sessions) subscribe(ctx context.Context, broadcasterID string, sk *socket, specs []eventsub.Spec, token string, hurry bool, log *slog.Logger) error {
+	if err := checkSubscriptionLimit(len(specs)); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, sk.keepalive)
 	defer cancel()

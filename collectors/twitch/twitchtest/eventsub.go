@@ -60,6 +60,11 @@ type eventsubState struct {
 	esHoldRetired bool
 	esOpened      int // sessions ever opened (not counting reconnects)
 	esFail        []subscriptionFailure
+	// esHold (HoldSubscriptions) is how many Create EventSub Subscription
+	// calls of one websocket session must be waiting together before any is
+	// answered; esArrived counts them by session id.
+	esHold    int
+	esArrived map[string]int
 }
 
 // subscriptionFailure is a Create EventSub Subscription failure queued by
@@ -684,6 +689,45 @@ func (s *Server) FailNextSubscriptions(subType string, n, status int, retryAfter
 	}
 }
 
+// HoldSubscriptions makes each Create EventSub Subscription call for a
+// websocket session wait until n calls for that session have come (a client
+// sending them all at once), or the session ended (the call then gets
+// Twitch's 400 for an unknown session); n <= 0 stops holding. A client
+// making one alone first never gets past it before its session ends.
+func (s *Server) HoldSubscriptions(n int) {
+	s.esMu.Lock()
+	defer s.esMu.Unlock()
+	s.esHold = n
+	s.esArrived = map[string]int{}
+}
+
+// holdSubscription is HoldSubscriptions' wait for one call.
+func (s *Server) holdSubscription(r *http.Request, sessionID string) {
+	s.esMu.Lock()
+	if s.esHold <= 0 {
+		s.esMu.Unlock()
+		return
+	}
+	s.esArrived[sessionID]++
+	s.esMu.Unlock()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.esMu.Lock()
+		_, live := s.esSessions[sessionID]
+		release := s.esHold <= 0 || s.esArrived[sessionID] >= s.esHold || !live || s.esClosed
+		s.esMu.Unlock()
+		if release {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // takeSubscriptionFailure uses up one queued failure for subType.
 func (s *Server) takeSubscriptionFailure(subType string) (subscriptionFailure, bool) {
 	s.esMu.Lock()
@@ -723,6 +767,9 @@ func (s *Server) subscriptionRefused(w http.ResponseWriter, r *http.Request) boo
 	}
 	if json.Unmarshal(raw, &req) != nil {
 		return false // the route answers 400
+	}
+	if str(req.Transport["method"]) == "websocket" {
+		s.holdSubscription(r, str(req.Transport["session_id"]))
 	}
 	if f, ok := s.takeSubscriptionFailure(req.Type); ok {
 		switch {
