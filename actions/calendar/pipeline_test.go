@@ -1,13 +1,10 @@
 package calendar_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/waddlebot/waddlebot/actions"
 	"github.com/waddlebot/waddlebot/actions/actionstest"
@@ -55,29 +52,6 @@ func expectContains(t *testing.T, p *pipelinetest.Pipeline, user, role, text str
 	}
 }
 
-// giveLabel gives a console user a label and tells the routers, as the
-// labels module does.
-func giveLabel(t *testing.T, p *pipelinetest.Pipeline, login, label string) {
-	t.Helper()
-	ctx := context.Background()
-	c := p.Community(pipelinetest.DefaultChannel)
-	p.Must(p.Store.InTx(ctx, func(tx pgx.Tx) error {
-		return p.Store.AddLabel(ctx, tx, c.ID, schemas.PlatformConsole, login, label, "test", 5)
-	}))
-	p.Must(p.Client.NC.Publish(schemas.ControlCommunity(c.ID), nil))
-	p.Must(p.Client.NC.Flush())
-}
-
-// setTimeZone changes the community's time zone and tells the routers.
-func setTimeZone(t *testing.T, p *pipelinetest.Pipeline, zone string) {
-	t.Helper()
-	c := p.Community(pipelinetest.DefaultChannel)
-	c.TimeZone = zone
-	p.Must(p.Store.UpdateCommunity(context.Background(), "test", c))
-	p.Must(p.Client.NC.Publish(schemas.ControlCommunity(c.ID), nil))
-	p.Must(p.Client.NC.Flush())
-}
-
 // waitReply waits for a reply (a reminder) whose text is text.
 func waitReply(t *testing.T, p *pipelinetest.Pipeline, text string) actionstest.Reply {
 	t.Helper()
@@ -120,7 +94,7 @@ func TestCommands(t *testing.T) {
 	clk := clock.NewFake(day)
 	p := start(t, clk)
 	expect(t, p, "alice", "", "!events", `No upcoming events. Add one with !event add "<title>" <when>.`)
-	setTimeZone(t, p, "America/New_York")
+	p.SetTimeZone("America/New_York")
 
 	t.Run("refusals", func(t *testing.T) {
 		ny := addUsage("America/New_York")
@@ -192,7 +166,7 @@ func TestCommands(t *testing.T) {
 	})
 
 	t.Run("labelled users and moderators need no approval", func(t *testing.T) {
-		giveLabel(t, p, "dave", calendar.AutoApproveLabel)
+		p.GiveLabel("dave", calendar.AutoApproveLabel)
 		expect(t, p, "dave", "", `!event add “Speedrun” fri 20:00 weekly`,
 			"Event #2 “Speedrun” added for Fri 4 Dec 20:00 EST, weekly. Join with !event join 2.")
 		expect(t, p, mod, modRole, `!event add "Q&A" 2026-12-01T12:00`, "Event #3 “Q&A” added for Tue 1 Dec 12:00 EST. Join with !event join 3.")

@@ -36,7 +36,7 @@ func testBookmarks(t *testing.T, p *pipelinetest.Pipeline) {
 		expect(t, p, "alice", "", "!url docs", "docs: "+docs)
 		expect(t, p, "alice", "", "!url DOCS", "docs: "+docs)
 		expect(t, p, "bob", "member", "!url add vod-2_b HTTP://Example.org", `Sorry bob, only moderators or people with the "memories" label can add bookmarks.`)
-		giveLabel(t, p, "bob", "memories")
+		p.GiveLabel("bob", "memories")
 		// The router reloads the community when it hears the notice.
 		eventually(t, "bob's label to reach the router", func() bool {
 			return p.SayText("bob", "member", "!url add Vod-2_b HTTP://Example.org") == "Bookmark vod-2_b added; !url vod-2_b shows it."

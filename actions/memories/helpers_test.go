@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/waddlebot/waddlebot/actions"
 	"github.com/waddlebot/waddlebot/actions/actionstest"
 	"github.com/waddlebot/waddlebot/actions/memories"
@@ -74,29 +72,6 @@ func sayAll(t *testing.T, p *pipelinetest.Pipeline, user, role string, texts []s
 		}
 	}
 	p.Settle()
-}
-
-// giveLabel gives a console user a label and tells the routers, as the
-// labels module does.
-func giveLabel(t *testing.T, p *pipelinetest.Pipeline, login, label string) {
-	t.Helper()
-	ctx := context.Background()
-	c := p.Community(pipelinetest.DefaultChannel)
-	p.Must(p.Store.InTx(ctx, func(tx pgx.Tx) error {
-		return p.Store.AddLabel(ctx, tx, c.ID, schemas.PlatformConsole, login, label, "test", 5)
-	}))
-	p.Must(p.Client.NC.Publish(schemas.ControlCommunity(c.ID), nil))
-	p.Must(p.Client.NC.Flush())
-}
-
-// setTimeZone changes the community's time zone and tells the routers.
-func setTimeZone(t *testing.T, p *pipelinetest.Pipeline, zone string) {
-	t.Helper()
-	c := p.Community(pipelinetest.DefaultChannel)
-	c.TimeZone = zone
-	p.Must(p.Store.UpdateCommunity(context.Background(), "test", c))
-	p.Must(p.Client.NC.Publish(schemas.ControlCommunity(c.ID), nil))
-	p.Must(p.Client.NC.Flush())
 }
 
 // lastInvocation is the newest invocation of the memories module whose

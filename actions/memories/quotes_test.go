@@ -56,7 +56,7 @@ func testQuotes(t *testing.T, p *pipelinetest.Pipeline) {
 	})
 
 	t.Run("the memories label makes a writer", func(t *testing.T) {
-		giveLabel(t, p, "bob", "memories")
+		p.GiveLabel("bob", "memories")
 		// The router reloads the community when it hears the notice.
 		eventually(t, "bob's label to reach the router", func() bool {
 			return p.SayText("bob", "member", "!quote add Labelled - bob") == "Quote #3 added."

@@ -27,7 +27,7 @@ func TestReminders(t *testing.T) {
 	clk := clock.NewFake(day)
 	p := start(t, clk)
 	// Before the community's first command, so no router has it cached.
-	setTimeZone(t, p, "America/New_York")
+	p.SetTimeZone("America/New_York")
 
 	t.Run("refusals", func(t *testing.T) {
 		cases := []struct{ text, want string }{

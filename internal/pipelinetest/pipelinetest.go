@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/waddlebot/waddlebot/actions"
 	"github.com/waddlebot/waddlebot/actions/core"
 	"github.com/waddlebot/waddlebot/collectors"
@@ -305,4 +307,29 @@ func (p *Pipeline) Must(err error) {
 	if err != nil {
 		p.t.Fatal(fmt.Sprint(err))
 	}
+}
+
+// GiveLabel gives a console user of the default channel a label and tells
+// the routers, as the labels module does.
+func (p *Pipeline) GiveLabel(login, label string) {
+	ctx := context.Background()
+	c := p.Community(DefaultChannel)
+	p.Must(p.Store.InTx(ctx, func(tx pgx.Tx) error {
+		return p.Store.AddLabel(ctx, tx, c.ID, schemas.PlatformConsole, login, label, "test", 5)
+	}))
+	p.announce(c.ID)
+}
+
+// SetTimeZone changes the default channel's community's time zone and
+// tells the routers.
+func (p *Pipeline) SetTimeZone(zone string) {
+	c := p.Community(DefaultChannel)
+	c.TimeZone = zone
+	p.Must(p.Store.UpdateCommunity(context.Background(), "test", c))
+	p.announce(c.ID)
+}
+
+func (p *Pipeline) announce(communityID string) {
+	p.Must(p.Client.NC.Publish(schemas.ControlCommunity(communityID), nil))
+	p.Must(p.Client.NC.Flush())
 }
