@@ -512,3 +512,22 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	natstest.Eventually(t, waitLimit, what, cond)
 }
+
+// StartParts runs a collector's long-lived parts (its intake, its sender)
+// until t ends, then stops them and fails t with any error they returned.
+func StartParts(t *testing.T, name string, parts ...func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, len(parts))
+	for _, run := range parts {
+		go func() { errs <- run(ctx) }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for range parts {
+			if err := <-errs; err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	})
+}

@@ -1,7 +1,6 @@
 package discord_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -40,18 +39,7 @@ func startCollector(t *testing.T, conn *natsx.Conn, st *store.Store, channelID s
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errs := make(chan error, 2)
-	go func() { errs <- c.RunIntake(ctx) }()
-	go func() { errs <- c.Sender().Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		for range 2 {
-			if err := <-errs; err != nil {
-				t.Errorf("discord collector: %v", err)
-			}
-		}
-	})
+	conformance.StartParts(t, "discord collector", c.RunIntake, c.Sender().Run)
 	natstest.Eventually(t, 20*time.Second, "the sender ready and the gateway connected", func() bool {
 		return c.Sender().Ready() && len(fake.Connections()) == 1
 	})

@@ -1,7 +1,6 @@
 package slack
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -56,18 +55,7 @@ func startColRig(t *testing.T, conn *natsx.Conn, st *store.Store, budget int, wi
 		t.Fatal(err)
 	}
 	c.Mount(mux)
-	ctx, cancel := context.WithCancel(context.Background())
-	errs := make(chan error, 2)
-	go func() { errs <- c.RunIntake(ctx) }()
-	go func() { errs <- c.Sender().Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		for range 2 {
-			if err := <-errs; err != nil {
-				t.Errorf("slack collector: %v", err)
-			}
-		}
-	})
+	conformance.StartParts(t, "slack collector", c.RunIntake, c.Sender().Run)
 	natstest.Eventually(t, 20*time.Second, "the sender ready", c.Sender().Ready)
 	return &colRig{fake: fake, web: web, ts: map[string]string{}}
 }
