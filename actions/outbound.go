@@ -33,6 +33,9 @@ type origin struct {
 	Module      string
 	Target      schemas.Target
 	CommunityID string
+	// after is how many replies of the invocation come before these: reply
+	// ids count on from it.
+	after int
 }
 
 func outbound(inv origin, res *schemas.Result, now time.Time) ([]store.OutMessage, error) {
@@ -46,7 +49,7 @@ func outbound(inv origin, res *schemas.Result, now time.Time) ([]store.OutMessag
 	target := inv.Target
 	limit := schemas.TextLimit(target.Platform)
 	msgs := make([]store.OutMessage, 0, len(res.Replies)+len(res.Actions)+len(res.Overlays))
-	n := 0
+	n := inv.after
 	nextReply := func() schemas.Reply {
 		n++
 		return schemas.Reply{

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -358,6 +357,8 @@ func decodeInvocation(data []byte, module string) (*schemas.Invocation, error) {
 func (w *Worker) runDirect(ctx context.Context, inv *schemas.Invocation) (string, error) {
 	hctx, cancel := context.WithTimeout(ctx, w.cfg.HandlerTimeout)
 	defer cancel()
+	// Without a store a module's effects have nowhere to wait for a commit
+	// and would be repeated by a retry: they are for writing modules only.
 	res, err := w.callHandler(hctx, inv, nil)
 	if err != nil {
 		return w.classify(ctx, hctx, err)
@@ -382,20 +383,18 @@ func (w *Worker) runWithOutbox(ctx context.Context, inv *schemas.Invocation) (st
 	defer cancel()
 	msgs, replayed, err := w.cfg.Store.RunOnce(hctx, inv.ID, w.name, inv.Community.ID,
 		func(ctx context.Context, tx pgx.Tx) ([]store.OutMessage, error) {
-			ctx, changed := watchCommunityChange(ctx)
+			ctx, effects := withEffects(ctx)
 			res, err := w.callHandler(ctx, inv, tx)
 			if err != nil {
 				return nil, err
 			}
-			msgs, err := Outbound(inv, w.withDefaultVisibility(inv, res), time.Now())
+			now := time.Now()
+			msgs, err := Outbound(inv, w.withDefaultVisibility(inv, res), now)
 			if err != nil {
 				return nil, err
 			}
-			if changed.Load() {
-				// Stored with the result, so a replay announces it too.
-				msgs = append(msgs, communityNotice(inv.Community.ID))
-			}
-			return msgs, nil
+			// Stored with the result, so a replay sends them too.
+			return effects.messages(inv, msgs, now)
 		})
 	if err != nil {
 		return w.classify(ctx, hctx, err)
@@ -420,27 +419,6 @@ func (w *Worker) runWithOutbox(ctx context.Context, inv *schemas.Invocation) (st
 		w.log.Warn("actions: unable to mark a result sent", logging.KeyID, inv.ID, logging.Err(err))
 	}
 	return outcome, nil
-}
-
-type changedKey struct{}
-
-// CommunityChanged tells the runtime that the handler's writes change what
-// routers cache about the community (its aliases, its users' labels): once
-// the writes commit, the runtime announces wb.control.community.<id>, and
-// routers reload before the next command. Only modules that write may call it.
-func CommunityChanged(ctx context.Context) {
-	if f, ok := ctx.Value(changedKey{}).(*atomic.Bool); ok {
-		f.Store(true)
-	}
-}
-
-func watchCommunityChange(ctx context.Context) (context.Context, *atomic.Bool) {
-	f := &atomic.Bool{}
-	return context.WithValue(ctx, changedKey{}, f), f
-}
-
-func communityNotice(communityID string) store.OutMessage {
-	return store.OutMessage{Subject: schemas.ControlCommunity(communityID), Data: json.RawMessage(strconv.Quote(communityID))}
 }
 
 // withDefaultVisibility gives replies that do not choose a visibility the

@@ -763,3 +763,52 @@ func TestCommunityChangedIsAnnounced(t *testing.T) {
 		t.Fatalf("%d redeliveries: announcing failed the invocation", info.NumRedelivered)
 	}
 }
+
+// A private message to another platform's user goes out after the commit,
+// after the result's replies under ids of its own, once, and again under
+// the same id when the invocation is replayed; the identity notice with it.
+func TestPrivateMessagesAndIdentityNotice(t *testing.T) {
+	env := natstest.Start(t, nil)
+	st := storetest.New(t)
+	elsewhere := schemas.Target{Platform: schemas.PlatformDiscord, ServerID: "g1", ChannelID: "c1", UserID: "u9"}
+	mod := Module{Manifest: manifest("linker", true, "link"), Handle: func(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (*schemas.Result, error) {
+		if err := SendPrivately(ctx, elsewhere, "your code"); err != nil {
+			return nil, err
+		}
+		if err := SendPrivately(ctx, schemas.Target{Platform: schemas.PlatformDiscord, ChannelID: "c1"}, "nobody"); !errors.Is(err, schemas.ErrInvalid) {
+			t.Errorf("a private message without a user: %v", err)
+		}
+		IdentityChanged(ctx)
+		return reply("sent"), nil
+	}}
+	inv := actionstest.Invocation("linker", "link")
+	sub, err := env.Conn.NC.SubscribeSync(schemas.ControlIdentity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, newWorker(t, testConfig(mod, env.Connect(t), st)))
+	actionstest.Publish(t, env.Conn.JS, inv)
+	if _, err := sub.NextMsg(waitLong); err != nil {
+		t.Fatalf("no identity notice after the commit: %v", err)
+	}
+	actionstest.PublishAs(t, env.Conn.JS, inv, inv.ID+"-again")
+	if _, err := sub.NextMsg(waitLong); err != nil {
+		t.Fatalf("no identity notice after the replay: %v", err)
+	}
+	actionstest.Eventually(t, waitLong, "the invocations settled", func() bool {
+		return actionstest.Settled(t, env.Conn.JS, schemas.StreamCommands, "linker")
+	})
+	replies := natstest.Decode[schemas.Reply](t, env.Conn.JS, schemas.StreamReplies, "")
+	if len(replies) != 2 {
+		t.Fatalf("%d replies, want the answer and one private message: %+v", len(replies), replies)
+	}
+	answer, private := replies[0], replies[1]
+	if answer.Text != "sent" || answer.ID != schemas.ReplyID(inv.ID, 1) || answer.Target.Platform != inv.Event.Platform {
+		t.Errorf("answer %+v", answer)
+	}
+	if private.Text != "your code" || private.ID != schemas.ReplyID(inv.ID, 2) || private.Target != elsewhere ||
+		private.Visibility != schemas.VisibilityPrivate || private.EventID != "" ||
+		private.Subject() != schemas.ReplySubject(schemas.PlatformDiscord, "c1") {
+		t.Errorf("private message %+v", private)
+	}
+}

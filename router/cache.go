@@ -25,6 +25,7 @@ type cache struct {
 	regExpires  time.Time
 	channels    map[string]channelEntry // platform + "\x00" + channel id → community id
 	communities map[string]viewEntry    // community id → view
+	persons     map[string]personEntry  // platform + "\x00" + user id → person id ("" for none)
 	generation  uint64                  // bumped on every invalidation, so a slow load cannot store stale data
 
 	flight singleflight.Group
@@ -35,6 +36,11 @@ type channelEntry struct {
 	expires     time.Time
 }
 
+type personEntry struct {
+	id      string
+	expires time.Time
+}
+
 type viewEntry struct {
 	view    *communityView
 	expires time.Time
@@ -42,8 +48,49 @@ type viewEntry struct {
 
 func newCache(s Store, ttl time.Duration) *cache {
 	return &cache{store: s, ttl: ttl, now: time.Now,
-		channels: map[string]channelEntry{}, communities: map[string]viewEntry{}}
+		channels: map[string]channelEntry{}, communities: map[string]viewEntry{}, persons: map[string]personEntry{}}
 }
+
+// person returns the person the event's user is linked to, or "". Accounts
+// with no person are remembered too: most users never link, and asking
+// PostgreSQL on each of their commands would cost a query per invocation.
+// wb.control.identity drops every entry, so a link counts from the next
+// command on every replica.
+func (c *cache) person(ctx context.Context, ev *schemas.Event) (string, error) {
+	id := ev.User.ID
+	if id == "" {
+		id = ev.User.Login
+	}
+	if id == "" {
+		return "", nil
+	}
+	key := ev.Platform + "\x00" + id
+	c.mu.RLock()
+	e, ok := c.persons[key]
+	gen := c.generation
+	c.mu.RUnlock()
+	if ok && c.now().Before(e.expires) {
+		return e.id, nil
+	}
+	person, err := c.store.PersonOf(ctx, ev.Platform, id)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	if c.generation == gen {
+		if len(c.persons) >= maxPersons {
+			// A bound on memory, not an eviction policy: refilling costs one
+			// query per active user.
+			c.persons = map[string]personEntry{}
+		}
+		c.persons[key] = personEntry{id: person, expires: c.now().Add(c.ttl)}
+	}
+	c.mu.Unlock()
+	return person, nil
+}
+
+// maxPersons bounds the person cache of one router replica.
+const maxPersons = 100_000
 
 // registry returns the current catalogue snapshot, loading it when stale.
 func (c *cache) registry(ctx context.Context) (*registry, error) {
@@ -137,6 +184,11 @@ func (c *cache) invalidate(subject string) {
 	switch {
 	case subject == schemas.ControlRegistry:
 		c.regExpires = time.Time{}
+	case subject == schemas.ControlIdentity:
+		// Views cache users' labels, which now come from other accounts
+		// too: they are rebuilt along with the persons.
+		c.persons = map[string]personEntry{}
+		c.communities = map[string]viewEntry{}
 	case strings.HasPrefix(subject, schemas.SubjectControl+".community."):
 		id, err := schemas.DecodeToken(strings.TrimPrefix(subject, schemas.SubjectControl+".community."))
 		if err != nil {
@@ -155,5 +207,6 @@ func (c *cache) invalidate(subject string) {
 		c.regExpires = time.Time{}
 		c.channels = map[string]channelEntry{}
 		c.communities = map[string]viewEntry{}
+		c.persons = map[string]personEntry{}
 	}
 }

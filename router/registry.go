@@ -81,20 +81,29 @@ type communityView struct {
 }
 
 // userLabels returns the labels of the user behind an event, from the
-// view's memory or the store.
-func (v *communityView) userLabels(ctx context.Context, s Store, ev *schemas.Event) ([]string, error) {
+// view's memory or the store: those of every account of the person when the
+// user's account is linked to one.
+func (v *communityView) userLabels(ctx context.Context, s Store, ev *schemas.Event, person string) ([]string, error) {
 	login := ev.User.Login
 	if login == "" {
 		login = ev.User.ID
 	}
 	key := ev.Platform + "\x00" + strings.ToLower(login)
+	if person != "" {
+		key = "person\x00" + person
+	}
 	v.labelsMu.Lock()
 	l, ok := v.labels[key]
 	v.labelsMu.Unlock()
 	if ok {
 		return l, nil
 	}
-	l, err := s.UserLabels(ctx, v.community.ID, ev.Platform, login)
+	var err error
+	if person != "" {
+		l, err = s.PersonLabels(ctx, v.community.ID, person)
+	} else {
+		l, err = s.UserLabels(ctx, v.community.ID, ev.Platform, login)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,8 @@ type Store interface {
 	CommandOverrides(ctx context.Context, communityID string) (map[string]store.CommandOverride, error)
 	Aliases(ctx context.Context, communityID string) (map[string]store.Alias, error)
 	UserLabels(ctx context.Context, communityID, platform, login string) ([]string, error)
+	PersonOf(ctx context.Context, platform, userID string) (string, error)
+	PersonLabels(ctx context.Context, communityID, personID string) ([]string, error)
 	CountAliasRun(ctx context.Context, communityID, name, invocationID string) (int64, error)
 	Ping(ctx context.Context) error
 }
@@ -448,7 +450,11 @@ func (r *Router) throttle(ctx context.Context, ev *schemas.Event, view *communit
 }
 
 func (r *Router) invocation(ctx context.Context, ev *schemas.Event, view *communityView, module, route string, cmd Command, command string) (*schemas.Invocation, error) {
-	labels, err := view.userLabels(ctx, r.cfg.Store, ev)
+	person, err := r.cache.person(ctx, ev)
+	if err != nil {
+		return nil, fmt.Errorf("router: unable to resolve the person: %w", err)
+	}
+	labels, err := view.userLabels(ctx, r.cfg.Store, ev, person)
 	if err != nil {
 		return nil, fmt.Errorf("router: unable to read labels: %w", err)
 	}
@@ -458,6 +464,7 @@ func (r *Router) invocation(ctx context.Context, ev *schemas.Event, view *commun
 		Event:     *ev,
 		Community: view.community,
 		Settings:  view.settings(module),
+		PersonID:  person,
 		Labels:    labels,
 		Module:    module,
 		Route:     route,

@@ -33,6 +33,9 @@ const (
 const (
 	// ControlRegistry: the module catalogue changed.
 	ControlRegistry = SubjectControl + ".registry"
+	// ControlIdentity: platform accounts were linked to or unlinked from a
+	// person.
+	ControlIdentity = SubjectControl + ".identity"
 	// ControlAll matches every control notice.
 	ControlAll = SubjectControl + ".>"
 )

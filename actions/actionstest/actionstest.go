@@ -4,10 +4,13 @@ package actionstest
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/waddlebot/waddlebot/internal/natsx/natstest"
@@ -149,4 +152,21 @@ func Settled(t testing.TB, js jetstream.JetStream, stream, consumer string) bool
 	defer cancel()
 	done, err := streams.CaughtUp(ctx, js, stream, consumer)
 	return err == nil && done
+}
+
+// LazyRequester lets a module that makes wb.api lookups be built before the
+// pipeline's NATS server exists (pipelinetest builds modules inside Start);
+// the test connects it once Start returns, before any command is typed.
+type LazyRequester struct{ nc atomic.Pointer[nats.Conn] }
+
+// Connect makes the requester send over nc.
+func (l *LazyRequester) Connect(nc *nats.Conn) { l.nc.Store(nc) }
+
+// RequestWithContext sends a request once connected.
+func (l *LazyRequester) RequestWithContext(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
+	nc := l.nc.Load()
+	if nc == nil {
+		return nil, errors.New("actionstest: LazyRequester not connected yet")
+	}
+	return nc.RequestWithContext(ctx, subject, data)
 }

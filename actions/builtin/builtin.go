@@ -10,6 +10,7 @@ import (
 	"github.com/waddlebot/waddlebot/actions/alias"
 	"github.com/waddlebot/waddlebot/actions/calendar"
 	"github.com/waddlebot/waddlebot/actions/core"
+	"github.com/waddlebot/waddlebot/actions/identity"
 	"github.com/waddlebot/waddlebot/actions/inventory"
 	"github.com/waddlebot/waddlebot/actions/labels"
 	"github.com/waddlebot/waddlebot/actions/memories"
@@ -25,7 +26,7 @@ type Deps struct {
 	Store *store.Store
 	// AliasDepth is the router's ALIAS_DEPTH: aliases are checked against it when added.
 	AliasDepth int
-	// Conn carries modules' NATS requests (shoutout's wb.api.twitch.* lookups).
+	// Conn carries modules' NATS requests (the wb.api lookups of shoutout and identity).
 	Conn *natsx.Conn
 }
 
@@ -40,6 +41,7 @@ func Modules(d Deps) map[string]actions.Module {
 		"reputation": reputation.New(reputation.Config{Store: d.Store}),
 		"shoutout":   shoutout.New(shoutout.Config{Store: d.Store, NATS: d.Conn}),
 		"calendar":   calendar.New(calendar.Config{Store: d.Store}),
+		"identity":   identity.New(identity.Config{Store: d.Store, NATS: d.Conn}),
 	}
 }
 

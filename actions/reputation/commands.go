@@ -25,6 +25,10 @@ func (m *module) onEvent(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx
 	if !moves || amount == 0 {
 		return nil
 	}
+	who, err := settle(ctx, tx, inv.Community.ID, who)
+	if err != nil {
+		return err
+	}
 	now := m.clock.Now()
 	if err := remember(ctx, tx, inv.Community.ID, who, now); err != nil {
 		return err
@@ -47,7 +51,7 @@ func (m *module) onEvent(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx
 			note = clip(d.Reason, MaxReason)
 		}
 	}
-	_, err := record(ctx, tx, entry{community: inv.Community.ID, who: who, requested: amount,
+	_, err = record(ctx, tx, entry{community: inv.Community.ID, who: who, requested: amount,
 		reason: string(inv.Event.Kind), note: note, source: inv.Event.ID})
 	return err
 }
@@ -66,6 +70,10 @@ func (m *module) rep(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (s
 		self, ok := subjectOf(inv)
 		if !ok {
 			return "I can't tell who you are on this platform.", nil
+		}
+		self, err := settle(ctx, tx, inv.Community.ID, self)
+		if err != nil {
+			return "", err
 		}
 		s, found, err := standingOf(ctx, tx, inv.Community.ID, self.subject)
 		if err != nil {
@@ -87,6 +95,9 @@ func (m *module) rep(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (s
 		}
 		if !found {
 			return fmt.Sprintf("I have no record of %s here yet; everyone starts at %d.", who.shown, DefaultScore), nil
+		}
+		if a, err = settle(ctx, tx, inv.Community.ID, a); err != nil {
+			return "", err
 		}
 		s, found, err := standingOf(ctx, tx, inv.Community.ID, a.subject)
 		if err != nil {
@@ -154,6 +165,9 @@ func (m *module) adjust(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx)
 	}
 	if !found {
 		return fmt.Sprintf("I have no record of %s here yet; they need to chat first.", a.who.shown), nil
+	}
+	if who, err = settle(ctx, tx, inv.Community.ID, who); err != nil {
+		return "", err
 	}
 	if self, ok := subjectOf(inv); ok && self.subject == who.subject {
 		return "You can't adjust your own reputation.", nil

@@ -2,20 +2,16 @@ package shoutout
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go"
-
+	"github.com/waddlebot/waddlebot/actions"
 	"github.com/waddlebot/waddlebot/schemas"
 )
 
 // Requester sends a core NATS request and waits for its answer; a
 // *nats.Conn is one.
-type Requester interface {
-	RequestWithContext(ctx context.Context, subject string, data []byte) (*nats.Msg, error)
-}
+type Requester = actions.Requester
 
 // The Twitch collector's API operations (collectors/twitch/api.go). They
 // are repeated here, with the answers' shapes, rather than imported: a
@@ -52,39 +48,16 @@ var (
 // lookup asks the Twitch collector for one operation and decodes its data
 // into out. Every failure wraps errNotFound or errUnreachable.
 func (m *module) lookup(ctx context.Context, requestID, operation string, args map[string]string, out any) error {
-	if m.requester == nil {
-		return fmt.Errorf("%w: the module was built without a NATS connection", errUnreachable)
-	}
-	body, err := json.Marshal(schemas.APIRequest{Version: schemas.Version, ID: requestID, Operation: operation, Args: args})
-	if err != nil {
-		return fmt.Errorf("%w: unable to encode the %s request: %v", errUnreachable, operation, err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, m.lookupTimeout)
 	defer cancel()
-	subject := schemas.APISubject(schemas.PlatformTwitch, operation)
-	msg, err := m.requester.RequestWithContext(ctx, subject, body)
-	if err != nil {
-		// nats.ErrNoResponders when no collector serves the API,
-		// context.DeadlineExceeded when it did not answer in time.
-		return fmt.Errorf("%w: %s: %v", errUnreachable, subject, err)
+	err := actions.Lookup(ctx, m.requester, schemas.PlatformTwitch, operation, requestID, args, out)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, actions.ErrNotFound):
+		return fmt.Errorf("%w: %v", errNotFound, err)
 	}
-	var resp schemas.APIResponse
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return fmt.Errorf("%w: undecodable answer on %s: %v", errUnreachable, subject, err)
-	}
-	if err := resp.Validate(); err != nil {
-		return fmt.Errorf("%w: answer on %s: %v", errUnreachable, subject, err)
-	}
-	if resp.Error != nil {
-		if resp.Error.Code == "not_found" {
-			return fmt.Errorf("%w: %s", errNotFound, resp.Error.Message)
-		}
-		return fmt.Errorf("%w: %s: %s", errUnreachable, subject, resp.Error.Error())
-	}
-	if err := json.Unmarshal(resp.Data, out); err != nil {
-		return fmt.Errorf("%w: undecodable %s data: %v", errUnreachable, operation, err)
-	}
-	return nil
+	return fmt.Errorf("%w: %v", errUnreachable, err)
 }
 
 // userByLogin looks a Twitch user up by login.

@@ -3,7 +3,6 @@ package shoutout_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,19 +108,6 @@ func (f *fakeTwitch) setFailing(v bool) {
 	f.mu.Unlock()
 }
 
-// lazyRequester lets the module be built before the pipeline's NATS server
-// exists (pipelinetest builds modules inside Start); the test connects it
-// once Start returns, before any command is typed.
-type lazyRequester struct{ nc atomic.Pointer[nats.Conn] }
-
-func (l *lazyRequester) RequestWithContext(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
-	nc := l.nc.Load()
-	if nc == nil {
-		return nil, errors.New("lazyRequester: not connected yet")
-	}
-	return nc.RequestWithContext(ctx, subject, data)
-}
-
 type harness struct {
 	t       *testing.T
 	p       *pipelinetest.Pipeline
@@ -133,7 +119,7 @@ type harness struct {
 func start(t *testing.T) *harness {
 	t.Helper()
 	clk := clock.NewFake(time.Date(2026, 3, 1, 18, 0, 0, 0, time.UTC))
-	req := &lazyRequester{}
+	req := &actionstest.LazyRequester{}
 	p := pipelinetest.Start(t, pipelinetest.Options{
 		Modules: []func(*store.Store) actions.Module{func(st *store.Store) actions.Module {
 			return shoutout.New(shoutout.Config{Store: st, Requester: req, Clock: clk, LookupTimeout: 5 * time.Second})
@@ -142,7 +128,7 @@ func start(t *testing.T) *harness {
 		// These tests type more commands a minute than a person may.
 		TuneRouter: func(c *router.Config) { c.UserRateLimit, c.ChannelRateLimit = 100000, 100000 },
 	})
-	req.nc.Store(p.Env.Connect(t).NC)
+	req.Connect(p.Env.Connect(t).NC)
 	h := &harness{t: t, p: p, clock: clk, publish: collectors.NewPublisher(p.Client.JS, logging.Discard()),
 		twitch: &fakeTwitch{users: map[string]streamer{bob.login: bob, raider.login: raider,
 			broadcaster.Login: {id: broadcaster.ID, login: broadcaster.Login, display: broadcaster.DisplayName}}}}
