@@ -26,7 +26,7 @@ func runDev(ctx context.Context, args []string) error {
 	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server (0: 4222, or the next free port above it)")
 	// No NATS settings: dev runs its own server.
 	p, err := parse(fs, args, config.GroupDatabase, config.GroupHTTP, config.GroupSecrets,
-		config.GroupStreams, config.GroupData, config.GroupRouter, config.GroupAction, config.GroupCollector, config.GroupTwitch, config.GroupDiscord, config.GroupSlack)
+		config.GroupStreams, config.GroupData, config.GroupRouter, config.GroupAction, config.GroupCollector, config.GroupTwitch, config.GroupDiscord, config.GroupSlack, config.GroupPortal)
 	if err != nil {
 		return err
 	}
@@ -91,6 +91,10 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The chat page keeps "/"; the portal lives beside it.
+	if err := addPortal(srv, p, conn, st, addr, true); err != nil {
+		return err
+	}
 	platforms := "console"
 	if twitchConfigured(p) {
 		if err := addTwitch(d, srv, p, conn, st, addr, true); err != nil {
@@ -124,8 +128,8 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	page := "http://" + addr + "/"
-	fmt.Fprintf(os.Stderr, "\nWaddleBot dev is up.\n  NATS       %s (also in %s)\n  chat page  %s\n  modules    %s\n  platforms  %s\n  try        waddlebot say \"!ping\"\n\n",
-		srvNATS.URL(), urlFile, page, strings.Join(builtin.Names(), ", "), platforms)
+	fmt.Fprintf(os.Stderr, "\nWaddleBot dev is up.\n  NATS       %s (also in %s)\n  chat page  %s\n  portal     %s\n  modules    %s\n  platforms  %s\n  try        waddlebot say \"!ping\"\n\n",
+		srvNATS.URL(), urlFile, page, publicURL(p, addr)+"/portal/", strings.Join(builtin.Names(), ", "), platforms)
 	p.log.Info("waddlebot: dev running", logging.KeyURL, srvNATS.URL(), logging.KeyAddr, addr)
 	return <-done
 }

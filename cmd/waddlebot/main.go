@@ -27,6 +27,7 @@ func commands() []command {
 		{"router", "run a router replica", runRouter},
 		{"action", "run a module worker replica: action <module>", runAction},
 		{"collector", "run a platform collector replica: collector <platform>", runCollector},
+		{"portal", "serve the web portal (sign-in, communities, members, audit log) at /portal/", runPortal},
 		{"streams", "streams apply | verify: create or check the JetStream streams and KV buckets", runStreams},
 		{"migrate", "apply the database migrations", runMigrate},
 		{"dlq", "dlq list [--stream S] | show <seq> | replay <seq>|--all [--keep]: work the dead letters", runDLQ},

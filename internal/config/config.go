@@ -123,6 +123,12 @@ type Config struct {
 	SlackAuthorizeURL  string
 	SlackTransport     string
 	SlackSendBudget    int
+
+	// Portal.
+	SuperAdmins             string
+	PortalSessionIdle       time.Duration
+	PortalSessionMax        time.Duration
+	PortalSlackAuthorizeURL string
 }
 
 // Kind of value a setting holds.
@@ -154,6 +160,7 @@ const (
 	GroupTwitch    Group = "twitch"
 	GroupDiscord   Group = "discord"
 	GroupSlack     Group = "slack"
+	GroupPortal    Group = "portal"
 )
 
 // Setting is one row of the table.
@@ -423,6 +430,15 @@ func Table() []Setting {
 			func(c *Config) *string { return &c.SlackTransport }, oneOf("socket", "events")),
 		integer("SLACK_SEND_BUDGET", GroupSlack, 1, "Slack messages per channel per second (bursts beyond wait their turn)",
 			func(c *Config) *int { return &c.SlackSendBudget }, 1),
+
+		str("SUPER_ADMINS", GroupPortal, "", "platform accounts made portal super-admins when they sign in, comma-separated: twitch:<user id>, discord:<user id> or slack:<user id> (the bootstrap of a fresh deployment; there is no default password)",
+			func(c *Config) *string { return &c.SuperAdmins }, superAdmins),
+		duration("PORTAL_SESSION_IDLE", GroupPortal, 7*24*time.Hour, "a portal session unused this long signs out",
+			func(c *Config) *time.Duration { return &c.PortalSessionIdle }, time.Minute),
+		duration("PORTAL_SESSION_MAX", GroupPortal, 30*24*time.Hour, "a portal session signs out this long after sign-in, however active",
+			func(c *Config) *time.Duration { return &c.PortalSessionMax }, time.Minute),
+		str("PORTAL_SLACK_AUTHORIZE_URL", GroupPortal, "https://slack.com/openid/connect/authorize", "Slack's Sign in with Slack (OpenID Connect) consent page",
+			func(c *Config) *string { return &c.PortalSlackAuthorizeURL }, urlWithScheme("http", "https")),
 
 		boolean("CONSOLE_ENABLED", GroupCollector, false, "serve the console platform and the dev chat page outside waddlebot dev (they trust the role a sender claims)",
 			func(c *Config) *bool { return &c.ConsoleEnabled }),
@@ -703,4 +719,19 @@ func Names() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// superAdmins checks a comma-separated list of platform:<user id>.
+func superAdmins(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		platform, id, ok := strings.Cut(s, ":")
+		if !ok || id == "" || (platform != "twitch" && platform != "discord" && platform != "slack") {
+			return fmt.Errorf("%q is not twitch:<user id>, discord:<user id> or slack:<user id>", s)
+		}
+	}
+	return nil
 }
