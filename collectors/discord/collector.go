@@ -116,8 +116,9 @@ func (c *Collector) Mount(mux interface{ Handle(string, http.Handler) }) {
 // Sender is the reply sender; run it in the senders stage.
 func (c *Collector) Sender() *collectors.Sender { return c.sender }
 
-// RunIntake registers the /waddlebot command and runs the gateway shards
-// this replica can hold until ctx ends.
+// RunIntake registers the /waddlebot command, runs the gateway shards
+// this replica can hold and serves member lookups (wb.api.discord.*) until
+// ctx ends.
 func (c *Collector) RunIntake(ctx context.Context) error {
 	// A failed registration must not keep chat commands from working: it
 	// is retried by the next start and logged loudly.
@@ -142,5 +143,37 @@ func (c *Collector) RunIntake(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return gw.Run(ctx)
+	return runBoth(ctx, gw.Run, func(ctx context.Context) error {
+		return ServeAPI(ctx, APIConfig{Conn: c.cfg.Conn, Platform: c.platform, Logger: c.log})
+	})
+}
+
+// runBoth runs the gateway and the lookups until ctx ends or one fails,
+// which stops the other: a replica that cannot serve one is restarted
+// whole.
+func runBoth(ctx context.Context, gateway, lookups func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	run := func(name string, f func(context.Context) error) {
+		go func() {
+			err := f(ctx)
+			if err != nil && ctx.Err() == nil {
+				err = fmt.Errorf("discord: %s stopped: %w", name, err)
+			} else {
+				err = nil
+			}
+			errs <- err
+		}()
+	}
+	run("gateway", gateway)
+	run("lookups", lookups)
+	var first error
+	for range 2 {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
 }

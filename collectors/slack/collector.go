@@ -63,6 +63,7 @@ type Collector struct {
 	events     *Events
 	install    *Install
 	sender     *collectors.Sender
+	members    *MemberDirectory
 }
 
 // New checks cfg and builds the parts; nothing connects until RunIntake.
@@ -126,7 +127,11 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Collector{cfg: cfg, log: log, workspaces: workspaces, intake: intake, sender: sender}
+	members, err := NewMemberDirectory(MemberDirectoryConfig{APIURL: cfg.APIURL, Workspaces: workspaces, HTTPClient: cfg.HTTPClient})
+	if err != nil {
+		return nil, err
+	}
+	c := &Collector{cfg: cfg, log: log, workspaces: workspaces, intake: intake, sender: sender, members: members}
 	if cfg.SigningSecret != "" {
 		// Slash commands and the Events API may reach us over HTTP even in
 		// Socket Mode (a slash command configured with a request URL).
@@ -159,9 +164,43 @@ func (c *Collector) Mount(mux interface{ Handle(string, http.Handler) }) {
 // Sender is the reply sender; run it in the senders stage.
 func (c *Collector) Sender() *collectors.Sender { return c.sender }
 
-// RunIntake holds the Socket Mode connection (in socket mode) until ctx
-// ends; with the Events API the HTTP routes are the intake.
+// RunIntake serves member lookups (wb.api.slack.*) and holds the Socket
+// Mode connection (in socket mode) until ctx ends; with the Events API the
+// HTTP routes are the intake.
 func (c *Collector) RunIntake(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	run := func(name string, f func(context.Context) error) {
+		go func() {
+			err := f(ctx)
+			if err != nil && ctx.Err() == nil {
+				err = fmt.Errorf("slack: %s stopped: %w", name, err)
+			} else {
+				err = nil
+			}
+			errs <- err
+		}()
+	}
+	run("intake", c.runSocket)
+	run("lookups", func(ctx context.Context) error {
+		return ServeAPI(ctx, APIConfig{Conn: c.cfg.Conn, Members: c.members, Logger: c.log})
+	})
+	var first error
+	for range 2 {
+		if err := <-errs; err != nil && first == nil {
+			// One failing stops the other: a replica that cannot serve
+			// one is restarted whole.
+			first = err
+			cancel()
+		}
+	}
+	return first
+}
+
+// runSocket holds the Socket Mode connection (in socket mode) until ctx
+// ends.
+func (c *Collector) runSocket(ctx context.Context) error {
 	if c.cfg.Transport != TransportSocket {
 		<-ctx.Done()
 		return nil

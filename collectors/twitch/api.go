@@ -8,11 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"time"
 
-	"github.com/nats-io/nats.go"
-
-	"github.com/waddlebot/waddlebot/internal/logging"
+	"github.com/waddlebot/waddlebot/collectors"
 	"github.com/waddlebot/waddlebot/internal/natsx"
 	"github.com/waddlebot/waddlebot/schemas"
 )
@@ -22,17 +19,6 @@ const (
 	OpUserByLogin = "user_by_login" // args: login → APIUser
 	OpChannelInfo = "channel_info"  // args: broadcaster_id or login → APIChannel
 )
-
-// apiQueue is the queue group every collector replica serves the API in,
-// so each request is answered once.
-const apiQueue = "twitch-api"
-
-// apiLookupTimeout bounds one lookup, well inside a caller's request
-// timeout.
-const apiLookupTimeout = 10 * time.Second
-
-// apiConcurrency bounds lookups in flight per replica.
-const apiConcurrency = 16
 
 // APIUser is the data of a user_by_login answer.
 type APIUser struct {
@@ -64,118 +50,23 @@ func ServeAPI(ctx context.Context, cfg APIConfig) error {
 	if cfg.Conn == nil || cfg.Conn.NC == nil || cfg.Helix == nil || cfg.Tokens == nil {
 		return errors.New("twitch: the API needs a NATS connection, Helix and Tokens")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	a := &api{helix: cfg.Helix, tokens: cfg.Tokens, log: cfg.Logger.With(logging.KeyPart, "api")}
-	// slots holds one token per lookup in flight. Shutting down takes every
-	// slot, which waits for the lookups running and leaves none for a
-	// message that arrives meanwhile (a WaitGroup here could see Add after
-	// Wait began, since a NATS callback may still be running after
-	// Unsubscribe).
-	slots := make(chan struct{}, apiConcurrency)
-	handle := func(msg *nats.Msg) {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		if ctx.Err() != nil {
-			// select picks at random when both are ready.
-			<-slots
-			return
-		}
-		go func() {
-			defer func() { <-slots }()
-			a.serve(ctx, msg)
-		}()
-	}
-	var subs []*nats.Subscription
-	defer func() {
-		for _, sub := range subs {
-			_ = sub.Unsubscribe()
-		}
-		for range apiConcurrency {
-			slots <- struct{}{}
-		}
-	}()
-	for _, op := range []string{OpUserByLogin, OpChannelInfo} {
-		subject := schemas.APISubject(schemas.PlatformTwitch, op)
-		sub, err := cfg.Conn.NC.QueueSubscribe(subject, apiQueue, handle)
-		if err != nil {
-			return fmt.Errorf("twitch: unable to serve %s: %w", subject, err)
-		}
-		subs = append(subs, sub)
-	}
-	a.log.Info("twitch: API serving", logging.KeySubject, schemas.APISubject(schemas.PlatformTwitch, "*"))
-	<-ctx.Done()
-	return nil
+	a := &api{helix: cfg.Helix, tokens: cfg.Tokens}
+	return collectors.ServeAPI(ctx, collectors.APIServerConfig{
+		Conn: cfg.Conn, Platform: schemas.PlatformTwitch, Queue: "twitch-api", Logger: cfg.Logger,
+		Ops: map[string]collectors.APIOp{
+			OpUserByLogin: func(ctx context.Context, args map[string]string) (any, *schemas.APIError) {
+				return a.userByLogin(ctx, args["login"])
+			},
+			OpChannelInfo: func(ctx context.Context, args map[string]string) (any, *schemas.APIError) {
+				return a.channelInfo(ctx, args["broadcaster_id"], args["login"])
+			},
+		},
+	})
 }
 
 type api struct {
 	helix  *Helix
 	tokens Tokens
-	log    *slog.Logger
-}
-
-// serve answers one request.
-func (a *api) serve(ctx context.Context, msg *nats.Msg) {
-	if msg.Reply == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, apiLookupTimeout)
-	defer cancel()
-	var req schemas.APIRequest
-	var data any
-	apiErr := func() *schemas.APIError {
-		var err *schemas.APIError
-		if req, err = decodeAPIRequest(msg.Subject, msg.Data); err != nil {
-			return err
-		}
-		switch req.Operation {
-		case OpUserByLogin:
-			data, err = a.userByLogin(ctx, req.Args["login"])
-		case OpChannelInfo:
-			data, err = a.channelInfo(ctx, req.Args["broadcaster_id"], req.Args["login"])
-		}
-		return err
-	}()
-	resp := schemas.APIResponse{Version: schemas.Version, ID: req.ID, Error: apiErr}
-	if apiErr == nil {
-		b, err := json.Marshal(data)
-		if err != nil {
-			resp.Error = &schemas.APIError{Code: "internal", Message: err.Error()}
-		} else {
-			resp.Data = b
-		}
-	} else if apiErr.Code != "not_found" && apiErr.Code != "invalid" {
-		a.log.Warn("twitch: API lookup failed", logging.KeySubject, msg.Subject, logging.KeyID, req.ID,
-			logging.KeyReason, apiErr.Code, logging.KeyError, apiErr.Message)
-	}
-	body, err := json.Marshal(resp)
-	if err != nil {
-		return
-	}
-	if err := msg.Respond(body); err != nil {
-		a.log.Debug("twitch: unable to answer an API request", logging.KeySubject, msg.Subject, logging.KeyError, err)
-	}
-}
-
-// decodeAPIRequest reads and checks a request that arrived on subject.
-func decodeAPIRequest(subject string, data []byte) (schemas.APIRequest, *schemas.APIError) {
-	var req schemas.APIRequest
-	if err := json.Unmarshal(data, &req); err != nil {
-		return req, &schemas.APIError{Code: "invalid", Message: "the request is not a JSON API request: " + err.Error()}
-	}
-	if err := req.Validate(); err != nil {
-		return req, &schemas.APIError{Code: "invalid", Message: err.Error()}
-	}
-	// The subject names the operation; a body that says otherwise is a
-	// caller's mistake worth telling them about.
-	if want := schemas.APISubject(schemas.PlatformTwitch, req.Operation); want != subject {
-		return req, &schemas.APIError{Code: "invalid", Message: fmt.Sprintf("operation %q was sent to %s", req.Operation, subject)}
-	}
-	return req, nil
 }
 
 func (a *api) userByLogin(ctx context.Context, login string) (*APIUser, *schemas.APIError) {

@@ -19,24 +19,3 @@ func FuzzParseChatSent(f *testing.F) {
 		}
 	})
 }
-
-func FuzzDecodeAPIRequest(f *testing.F) {
-	f.Add("wb.api.twitch.channel_info", []byte(`{"version":1,"id":"x","operation":"channel_info","args":{"login":"bob"}}`))
-	f.Add("wb.api.twitch.user_by_login", []byte(`{"version":1,"operation":"user_by_login"}`))
-	f.Add("wb.api.twitch.user_by_login", []byte(`{"version":0}`))
-	f.Fuzz(func(t *testing.T, subject string, body []byte) {
-		req, apiErr := decodeAPIRequest(subject, body)
-		if apiErr != nil {
-			if apiErr.Code != "invalid" || apiErr.Message == "" {
-				t.Fatalf("error %+v, want a described invalid", apiErr)
-			}
-			return
-		}
-		if err := req.Validate(); err != nil {
-			t.Fatalf("accepted an invalid request: %v", err)
-		}
-		if subject != "wb.api.twitch."+req.Operation {
-			t.Fatalf("accepted operation %q on %s", req.Operation, subject)
-		}
-	})
-}

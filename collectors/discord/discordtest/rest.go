@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -40,8 +41,9 @@ const (
 	CodeEmptyMessage       = 50006
 )
 
-// Member is a guild member GET /guilds/{guild}/members/{user} answers
-// (the user's roles, nick and timeout).
+// Member is a guild member GET /guilds/{guild}/members/{user} and GET
+// /guilds/{guild}/members/search answer (the user's roles, nick and
+// timeout).
 type Member struct {
 	User                       User
 	Nick                       string
@@ -250,6 +252,7 @@ func (s *Server) routeREST(mux *http.ServeMux) {
 	bot("GET "+api+"/guilds/{guild}", "guilds", "guild", s.serveGuild)
 	bot("GET "+api+"/guilds/{guild}/roles", "guilds/roles", "guild", s.serveRoles)
 	bot("GET "+api+"/guilds/{guild}/members/{user}", "guilds/members", "guild", s.serveMember)
+	bot("GET "+api+"/guilds/{guild}/members/search", "guilds/members/search", "guild", s.serveMemberSearch)
 	bot("POST "+api+"/channels/{channel}/messages", "channels/messages", "channel", s.serveCreateMessage)
 	bot("PUT "+api+"/applications/{app}/commands", "applications/commands", "app", s.serveBulkCommands)
 	bot("GET "+api+"/applications/{app}/commands", "applications/commands/get", "app", s.serveListCommands)
@@ -621,6 +624,60 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, m.payload())
+}
+
+// Search Guild Members' bounds on limit (documented: default 1, 1–1000).
+const (
+	defaultSearchLimit = 1
+	maxSearchLimit     = 1000
+)
+
+// serveMemberSearch is Search Guild Members: the members of a guild whose
+// username or nickname starts with query (case-insensitively, as
+// Discord's documentation describes it), at most limit of them, as guild
+// member objects.
+func (s *Server) serveMemberSearch(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	query := q.Get("query")
+	if !q.Has("query") {
+		writeFormError(w, "query", "This field is required")
+		return
+	}
+	limit := defaultSearchLimit
+	if raw := q.Get("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > maxSearchLimit {
+			writeFormError(w, "limit", "int value should be between 1 and 1000")
+			return
+		}
+		limit = n
+	}
+	s.mu.Lock()
+	members := s.members[r.PathValue("guild")]
+	ids := make([]string, 0, len(members))
+	for id := range members {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		if len(ids[i]) != len(ids[j]) {
+			return len(ids[i]) < len(ids[j])
+		}
+		return ids[i] < ids[j]
+	})
+	out := []map[string]any{}
+	prefix := strings.ToLower(query)
+	for _, id := range ids {
+		if len(out) >= limit {
+			break
+		}
+		m := members[id]
+		if strings.HasPrefix(strings.ToLower(m.User.Username), prefix) ||
+			(m.Nick != "" && strings.HasPrefix(strings.ToLower(m.Nick), prefix)) {
+			out = append(out, m.payload())
+		}
+	}
+	s.mu.Unlock()
+	WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) serveCreateDM(w http.ResponseWriter, r *http.Request) {
