@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"strings"
 	"testing"
 	"time"
@@ -42,33 +40,7 @@ func TestTwitchConnectAndChat(t *testing.T) {
 		t.Errorf("dev's banner does not say where to connect a Twitch channel:\n%s", tail(d.output(), 2000))
 	}
 	base := "http://" + d.addr
-	// The browser keeps cookies: the connect link ties its state to the
-	// browser that opened it.
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	// The browser opens the links where dev's banner says, the host of the
-	// callback (the Helix redirect URI): a cookie set for 127.0.0.1 is not
-	// sent to localhost.
-	browserBase := "http://" + strings.Replace(d.addr, "127.0.0.1", "localhost", 1)
-
-	connect := func(path string, user twitchtest.User, scopes []string) {
-		t.Helper()
-		fake.NextAuthorize(user.ID, scopes...)
-		// The browser: follows the redirect to Twitch's authorize page and
-		// back to the callback.
-		resp, err := browser.Get(browserBase + path)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), user.DisplayName) {
-			t.Fatalf("GET %s → %d\n%s\n--- dev:\n%s", path, resp.StatusCode, body, tail(d.output(), 3000))
-		}
-	}
+	connect := twitchConnector(t, d, fake)
 	connect("/connect/twitch/bot", bot, eventsub.BotScopes())
 	connect("/connect/twitch", broadcaster, eventsub.BroadcasterScopes())
 
