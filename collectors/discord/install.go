@@ -44,6 +44,7 @@ type Install struct {
 	client       *http.Client
 	authorizeURL string
 	tokenURL     string
+	meURL        string
 	redirectURL  string
 	// secure: the public URL is https, so the state cookie is Secure.
 	secure bool
@@ -86,6 +87,7 @@ func NewInstall(cfg InstallConfig) (*Install, error) {
 		cfg: cfg, log: cfg.Logger, client: client,
 		authorizeURL: u.Scheme + "://" + u.Host + "/oauth2/authorize",
 		tokenURL:     api + "/oauth2/token",
+		meURL:        api + "/users/@me",
 		redirectURL:  strings.TrimRight(cfg.PublicURL, "/") + "/connect/discord/callback",
 		secure:       strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://"),
 	}, nil
@@ -110,7 +112,9 @@ func (i *Install) connect(w http.ResponseWriter, r *http.Request) {
 	collectors.SetStateCookie(w, installCookie, state, i.secure)
 	q := url.Values{}
 	q.Set("client_id", i.cfg.AppID)
-	q.Set("scope", "bot applications.commands")
+	// identify: who installed the bot, so the portal can let that person
+	// attach the server to a community of theirs.
+	q.Set("scope", "bot applications.commands identify")
 	q.Set("permissions", strconv.FormatInt(i.cfg.Permissions, 10))
 	q.Set("response_type", "code")
 	q.Set("redirect_uri", i.redirectURL)
@@ -177,7 +181,15 @@ func (i *Install) callback(w http.ResponseWriter, r *http.Request) {
 		name = grant.Guild.Name
 	}
 	perms, _ := strconv.ParseInt(q.Get("permissions"), 10, 64)
-	community, err := i.recordGuild(ctx, guildID, name, perms)
+	installer := ""
+	if slices.Contains(strings.Fields(grant.Scope), "identify") {
+		// Not knowing who installed it costs the portal's attach offer,
+		// not the install.
+		if installer, err = i.installer(ctx, grant.AccessToken); err != nil {
+			i.log.Warn("discord: unable to tell who installed the bot", "guild_id", guildID, logging.Err(err))
+		}
+	}
+	community, err := i.recordGuild(ctx, guildID, name, perms, installer)
 	if err != nil {
 		i.fail(w, http.StatusInternalServerError, "could not record the server", err)
 		return
@@ -229,21 +241,48 @@ func (i *Install) exchange(ctx context.Context, code string) (tokenGrant, error)
 	return g, nil
 }
 
+// installer reads who granted the install, with the user token of the
+// grant (the token is used for this one request and not kept).
+func (i *Install) installer(ctx context.Context, userToken string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, i.meURL, nil)
+	if err != nil {
+		return "", fmt.Errorf("discord: unable to make the user request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+userToken)
+	resp, err := i.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("discord: unable to read the installing user: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("discord: the installing user's token was refused (%d): %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	var u struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(body, &u); err != nil || u.ID == "" {
+		return "", fmt.Errorf("discord: unreadable user answer: %v", err)
+	}
+	return u.ID, nil
+}
+
 // recordGuild gives the guild a provisional community and remembers it.
 // The community belongs to a channel record whose id is the guild's (the
 // channel of guild-level events: joins, bans, timeouts), so a reinstall
 // finds the same one.
-func (i *Install) recordGuild(ctx context.Context, guildID, name string, perms int64) (schemas.Community, error) {
+func (i *Install) recordGuild(ctx context.Context, guildID, name string, perms int64, installer string) (schemas.Community, error) {
 	c, err := i.cfg.Store.ResolveChannel(ctx, store.Channel{
 		Platform: schemas.PlatformDiscord, ChannelID: guildID, ServerID: guildID, Name: name})
 	if err != nil {
 		return schemas.Community{}, fmt.Errorf("discord: unable to give guild %s a community: %w", guildID, err)
 	}
 	_, err = i.cfg.Store.Pool().Exec(ctx, `
-		INSERT INTO discord_guilds (guild_id, name, community_id, permissions) VALUES ($1, $2, $3, $4)
+		INSERT INTO discord_guilds (guild_id, name, community_id, permissions, installed_by) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (guild_id) DO UPDATE SET name = EXCLUDED.name, community_id = EXCLUDED.community_id,
-			permissions = EXCLUDED.permissions, updated_at = now()`,
-		guildID, name, c.ID, perms)
+			permissions = EXCLUDED.permissions, updated_at = now(),
+			installed_by = CASE WHEN EXCLUDED.installed_by = '' THEN discord_guilds.installed_by ELSE EXCLUDED.installed_by END`,
+		guildID, name, c.ID, perms, installer)
 	if err != nil {
 		return schemas.Community{}, fmt.Errorf("discord: unable to record guild %s: %w", guildID, err)
 	}

@@ -60,6 +60,7 @@ func TestInstallRecordsTheGuild(t *testing.T) {
 	e := instStart(t)
 	e.fake.AddGuild(gwGuild)
 	e.fake.NextAuthorize(gwGuildID)
+	e.fake.NextInstaller(discordtest.User{ID: "410000000000000777", Username: "streamer"})
 
 	status, body := e.get(t, e.srv.URL+"/connect/discord")
 	if status != http.StatusOK || !strings.Contains(body, "Penguins") {
@@ -70,16 +71,17 @@ func TestInstallRecordsTheGuild(t *testing.T) {
 	}
 	authorize := e.hops[0]
 	q := authorize.Query()
-	if authorize.Path != "/oauth2/authorize" || q.Get("client_id") != e.fake.AppID || q.Get("scope") != "bot applications.commands" ||
-		q.Get("permissions") != "1099511696384" || q.Get("state") == "" || !strings.Contains(authorize.RawQuery, "scope=bot%20applications.commands") {
+	if authorize.Path != "/oauth2/authorize" || q.Get("client_id") != e.fake.AppID || q.Get("scope") != "bot applications.commands identify" ||
+		q.Get("permissions") != "1099511696384" || q.Get("state") == "" || !strings.Contains(authorize.RawQuery, "scope=bot%20applications.commands%20identify") {
 		t.Errorf("authorize URL = %s", authorize)
 	}
 
-	var community, name string
-	err := e.st.Pool().QueryRow(t.Context(), `SELECT community_id::text, name FROM discord_guilds WHERE guild_id = $1`, gwGuildID).
-		Scan(&community, &name)
-	if err != nil || name != "Penguins" {
-		t.Fatalf("guild row = %q %q, %v", community, name, err)
+	// The installer is recorded, so the portal can offer them the server.
+	var community, name, installer string
+	err := e.st.Pool().QueryRow(t.Context(), `SELECT community_id::text, name, installed_by FROM discord_guilds WHERE guild_id = $1`, gwGuildID).
+		Scan(&community, &name, &installer)
+	if err != nil || name != "Penguins" || installer != "410000000000000777" {
+		t.Fatalf("guild row = %q %q installed by %q, %v", community, name, installer, err)
 	}
 	c, err := e.st.ResolveChannel(t.Context(), store.Channel{Platform: "discord", ChannelID: gwGuildID, ServerID: gwGuildID})
 	if err != nil || c.ID != community || !c.Provisional {

@@ -183,7 +183,7 @@ func (i *Install) callback(w http.ResponseWriter, r *http.Request) {
 		i.log.Warn("slack: the app has token rotation enabled; the bot token will expire", logging.KeyID, resp.Team.ID,
 			"expires_in", resp.ExpiresIn)
 	}
-	ws := Workspace{TeamID: resp.Team.ID, TeamName: resp.Team.Name, BotUserID: resp.BotUserID}
+	ws := Workspace{TeamID: resp.Team.ID, TeamName: resp.Team.Name, BotUserID: resp.BotUserID, InstalledBy: resp.AuthedUser.ID}
 	if err := i.cfg.Workspaces.Save(ctx, ws, resp.AccessToken); err != nil {
 		i.log.Error("slack: unable to save a workspace", logging.KeyID, ws.TeamID, logging.Err(err))
 		i.page(w, http.StatusServiceUnavailable, "Something went wrong", "The workspace could not be saved. Please try again in a minute.")

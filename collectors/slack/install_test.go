@@ -104,7 +104,8 @@ func TestInstallEndToEnd(t *testing.T) {
 		t.Errorf("BotUserID(T7) = %q, %v", user, err)
 	}
 	ws, err := rig.workspaces.Workspace(ctx, "T7")
-	if err != nil || ws.TeamName != "Penguins <&>" || ws.Status != StatusInstalled {
+	// InstalledBy lets the portal offer the workspace to whoever installed it.
+	if err != nil || ws.TeamName != "Penguins <&>" || ws.Status != StatusInstalled || ws.InstalledBy != "U1" {
 		t.Errorf("workspace = %+v, %v", ws, err)
 	}
 	// The token is stored encrypted, not in the workspace row.

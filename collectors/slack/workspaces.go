@@ -31,6 +31,9 @@ type Workspace struct {
 	TeamID      string
 	TeamName    string
 	BotUserID   string
+	// InstalledBy is the Slack user who went through the install consent:
+	// the portal lets that person attach the workspace to a community.
+	InstalledBy string
 	Status      string
 	Reason      string
 	InstalledAt time.Time
@@ -84,12 +87,13 @@ func (w *WorkspaceStore) Save(ctx context.Context, ws Workspace, botToken string
 	}
 	err := w.st.InTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO slack_workspaces (team_id, team_name, bot_user_id, status, reason, installed_at, updated_at)
-			VALUES ($1, $2, $3, 'installed', '', now(), now())
+			INSERT INTO slack_workspaces (team_id, team_name, bot_user_id, installed_by, status, reason, installed_at, updated_at)
+			VALUES ($1, $2, $3, $4, 'installed', '', now(), now())
 			ON CONFLICT (team_id) DO UPDATE
 			SET team_name = EXCLUDED.team_name, bot_user_id = EXCLUDED.bot_user_id, status = 'installed',
+			    installed_by = CASE WHEN EXCLUDED.installed_by = '' THEN slack_workspaces.installed_by ELSE EXCLUDED.installed_by END,
 			    reason = '', installed_at = now(), updated_at = now()`,
-			ws.TeamID, ws.TeamName, ws.BotUserID); err != nil {
+			ws.TeamID, ws.TeamName, ws.BotUserID, ws.InstalledBy); err != nil {
 			return fmt.Errorf("slack: unable to save workspace %s: %w", ws.TeamID, err)
 		}
 		return w.st.PutSecret(ctx, tx, secretOwner, tokenSecretName(ws.TeamID), []byte(botToken))
@@ -105,9 +109,9 @@ func (w *WorkspaceStore) Save(ctx context.Context, ws Workspace, botToken string
 func (w *WorkspaceStore) Workspace(ctx context.Context, teamID string) (Workspace, error) {
 	ws := Workspace{TeamID: teamID}
 	err := w.st.Pool().QueryRow(ctx, `
-		SELECT team_name, bot_user_id, status, reason, installed_at, updated_at
+		SELECT team_name, bot_user_id, installed_by, status, reason, installed_at, updated_at
 		FROM slack_workspaces WHERE team_id = $1`, teamID).
-		Scan(&ws.TeamName, &ws.BotUserID, &ws.Status, &ws.Reason, &ws.InstalledAt, &ws.UpdatedAt)
+		Scan(&ws.TeamName, &ws.BotUserID, &ws.InstalledBy, &ws.Status, &ws.Reason, &ws.InstalledAt, &ws.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Workspace{}, fmt.Errorf("%w: team %s", ErrNotInstalled, teamID)
 	}

@@ -196,6 +196,10 @@ type restState struct {
 	codes         map[string]authCode
 	// nextToken, when set, shapes the next token answer (NextTokenAnswer).
 	nextToken *tokenAnswer
+	// nextInstaller consents on the next authorize (NextInstaller); the
+	// guild's owner when unset.
+	nextInstaller *User
+	userTokens    map[string]User // OAuth2 access token → the user who granted it
 }
 
 // tokenAnswer is how the next POST /oauth2/token answers differently from
@@ -222,6 +226,7 @@ type rateLimit struct {
 
 type authCode struct {
 	guildID, redirectURI, scope string
+	user                        User // who consented
 }
 
 func (s *Server) routeREST(mux *http.ServeMux) {
@@ -237,6 +242,7 @@ func (s *Server) routeREST(mux *http.ServeMux) {
 	s.bucketLimit = defaultBucketLimit
 	s.bucketWindow = defaultBucketWindow
 	s.codes = map[string]authCode{}
+	s.userTokens = map[string]User{}
 
 	const api = "/api/v9"
 	bot := func(pattern, bucketRoute string, major string, h http.HandlerFunc) {
@@ -247,7 +253,8 @@ func (s *Server) routeREST(mux *http.ServeMux) {
 	}
 	bot("GET "+api+"/gateway", "gateway", "", s.serveGatewayURL)
 	bot("GET "+api+"/gateway/bot", "gateway/bot", "", s.serveGatewayBot)
-	bot("GET "+api+"/users/@me", "users/@me", "", s.serveMe)
+	// Get Current User answers the bot token and users' OAuth2 tokens.
+	open("GET "+api+"/users/@me", "users/@me", "", s.serveMe)
 	bot("POST "+api+"/users/@me/channels", "users/@me/channels", "", s.serveCreateDM)
 	bot("GET "+api+"/guilds/{guild}", "guilds", "guild", s.serveGuild)
 	bot("GET "+api+"/guilds/{guild}/roles", "guilds/roles", "guild", s.serveRoles)
@@ -570,7 +577,27 @@ func (s *Server) botUser() map[string]any {
 }
 
 func (s *Server) serveMe(w http.ResponseWriter, r *http.Request) {
-	WriteJSON(w, http.StatusOK, s.botUser())
+	auth := r.Header.Get("Authorization")
+	if auth == "Bot "+s.BotToken {
+		WriteJSON(w, http.StatusOK, s.botUser())
+		return
+	}
+	s.mu.Lock()
+	u, ok := s.userTokens[strings.TrimPrefix(auth, "Bearer ")]
+	s.mu.Unlock()
+	if !ok || !strings.HasPrefix(auth, "Bearer ") {
+		WriteError(w, http.StatusUnauthorized, 0, "401: Unauthorized")
+		return
+	}
+	WriteJSON(w, http.StatusOK, u.payload())
+}
+
+// NextInstaller sets who consents on the next GET /oauth2/authorize (by
+// default the owner of the guild installed into).
+func (s *Server) NextInstaller(u User) {
+	s.mu.Lock()
+	s.nextInstaller = &u
+	s.mu.Unlock()
 }
 
 // guildLocked finds a guild added with AddGuild.
@@ -967,7 +994,14 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	guild := s.nextAuthorize
 	code := "code-" + s.snowflakeLocked()
-	s.codes[code] = authCode{guildID: guild, redirectURI: q.Get("redirect_uri"), scope: q.Get("scope")}
+	user := User{ID: "400000000000000000", Username: "installer"}
+	if g, ok := s.guildLocked(guild); ok && g.OwnerID != "" {
+		user = User{ID: g.OwnerID, Username: "owner"}
+	}
+	if s.nextInstaller != nil {
+		user, s.nextInstaller = *s.nextInstaller, nil
+	}
+	s.codes[code] = authCode{guildID: guild, redirectURI: q.Get("redirect_uri"), scope: q.Get("scope"), user: user}
 	s.mu.Unlock()
 	back := redirect.Query()
 	back.Set("code", code)
@@ -1004,6 +1038,9 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	guild, known := s.guildLocked(grant.guildID)
 	token := "access-" + s.snowflakeLocked()
 	valid := ok && r.PostForm.Get("redirect_uri") == grant.redirectURI
+	if valid {
+		s.userTokens[token] = grant.user
+	}
 	shape := s.nextToken
 	if valid {
 		s.nextToken = nil // the shape is for one answer
