@@ -126,69 +126,10 @@ func usage(p string) string {
 func (m *module) add(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, rest string) (string, error) {
 	p := actions.CommandPrefix(inv)
 	rawName, rawTarget := cutWord(rest)
-	if rawName == "" || rawTarget == "" {
-		return fmt.Sprintf("Usage: %salias add <name> <command…>, for example %salias add q %squote {1|random}", p, p, p), nil
+	name, target, cat, ch, problem, err := prepare(ctx, m.store, tx, inv.Community.ID, p, rawName, rawTarget, m.maxDepth)
+	if err != nil || problem != "" {
+		return problem, err
 	}
-	name, problem := parseName(rawName, p)
-	if problem != "" {
-		return problem, nil
-	}
-	if problem := checkText(rawTarget); problem != "" {
-		return problem, nil
-	}
-	target, problem := normalize(rawTarget, p)
-	if problem != "" {
-		return problem, nil
-	}
-	if n := utf8.RuneCountInString(target); n > MaxTarget {
-		return fmt.Sprintf("That command is %d characters long; an alias holds at most %d.", n, MaxTarget), nil
-	}
-
-	entries, err := m.store.Catalogue(ctx)
-	if err != nil {
-		return "", fmt.Errorf("alias: unable to read the catalogue: %w", err)
-	}
-	cat := indexCatalogue(entries)
-	if mod, ok := cat.builtin[name]; ok {
-		return fmt.Sprintf("%s%s is already a command (module %s): pick another name.", p, name, mod), nil
-	}
-	if mod, ok := cat.external[name]; ok {
-		return fmt.Sprintf("#%s is already a command (module %s): pick another name.", name, mod), nil
-	}
-
-	if err := lockAliases(ctx, tx, inv.Community.ID); err != nil {
-		return "", err
-	}
-	existing, err := readAliases(ctx, tx, inv.Community.ID)
-	if err != nil {
-		return "", err
-	}
-	targets := make(map[string]string, len(existing)+1)
-	for _, a := range existing {
-		targets[a.Name] = a.Target
-	}
-	if old, ok := targets[name]; ok {
-		return fmt.Sprintf("Alias %s%s exists already (%s); remove it first with %salias remove %s.",
-			p, name, display(old, p), p, name), nil
-	}
-	cmd, _ := parseTarget(target) // normalize parsed it
-	switch {
-	case cmd.Prefix == externalPrefix:
-		if _, ok := cat.external[cmd.Name]; !ok {
-			return fmt.Sprintf("There is no external command #%s. %scommands lists what there is.", cmd.Name, p), nil
-		}
-	case cat.builtin[cmd.Name] == Name:
-		return fmt.Sprintf("An alias cannot run %salias.", p), nil
-	case cat.builtin[cmd.Name] == "" && cmd.Name != name:
-		if _, ok := targets[cmd.Name]; !ok {
-			return fmt.Sprintf("There is no command or alias %s%s. %scommands lists what there is.", p, cmd.Name, p), nil
-		}
-	}
-	targets[name] = target
-	if problem := cat.check(name, targets, p, m.maxDepth); problem != "" {
-		return problem, nil
-	}
-	ch := follow(name, targets, cat)
 
 	by := inv.Event.User.Name()
 	// A savepoint: a failed insert must not abort the outbox transaction,
