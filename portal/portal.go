@@ -78,6 +78,10 @@ type Config struct {
 	HTTPClient  *http.Client  // for the providers; default with a 10 s timeout
 	Clock       clock.Clock   // default the real one
 	Logger      *slog.Logger
+	// APIRateLimit requests per APIRateWindow are each API key's budget at
+	// /api/v1 (restapi's defaults when zero).
+	APIRateLimit  int
+	APIRateWindow time.Duration
 }
 
 // Portal serves the pages.
@@ -92,6 +96,7 @@ type Portal struct {
 	pages     map[string]*template.Template
 	mux       *http.ServeMux
 	log       *slog.Logger
+	api       http.Handler // /api/v1
 }
 
 //go:embed templates/*.html
@@ -140,6 +145,9 @@ func New(cfg Config) (*Portal, error) {
 		return nil, err
 	}
 	p.routes()
+	if p.api, err = p.newAPI(); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -174,6 +182,7 @@ func parsePages() (map[string]*template.Template, error) {
 func (p *Portal) Mount(srv *ops.Server) {
 	srv.Handle(Base+"/", p)
 	srv.Handle(callbackBase+"/", p)
+	p.mountAPI(srv)
 }
 
 // ServeHTTP serves every portal route, with the headers every page gets.
@@ -208,10 +217,39 @@ func (p *Portal) routes() {
 	m.HandleFunc("POST "+Base+"/c/{id}/members/{user}/remove", p.signedIn(p.removeMember))
 	m.HandleFunc("GET "+Base+"/c/{id}/channels", p.signedIn(p.channelsPage))
 	m.HandleFunc("GET "+Base+"/c/{id}/audit", p.signedIn(p.auditPage))
+	m.HandleFunc("GET "+Base+"/c/{id}/channels/attach", p.signedIn(p.attachPage))
+	m.HandleFunc("POST "+Base+"/c/{id}/channels/attach", p.signedIn(p.attach))
+	m.HandleFunc("POST "+Base+"/c/{id}/channels/detach", p.signedIn(p.detach))
+	m.HandleFunc("GET "+Base+"/claim", p.signedIn(p.claimPage))
+	m.HandleFunc("POST "+Base+"/claim/{id}", p.signedIn(p.claim))
+	m.HandleFunc("GET "+Base+"/admin/users", p.superAdminOnly(p.usersPage))
+	m.HandleFunc("POST "+Base+"/admin/users/{user}/super", p.superAdminOnly(p.setSuperAdmin))
+	m.HandleFunc("POST "+Base+"/admin/users/{user}/disabled", p.superAdminOnly(p.setDisabled))
+	m.HandleFunc("GET "+Base+"/admin/audit", p.superAdminOnly(p.siteAuditPage))
+	m.HandleFunc("GET "+Base+"/c/{id}/modules", p.signedIn(p.modulesPage))
+	m.HandleFunc("GET "+Base+"/c/{id}/modules/{module}", p.signedIn(p.modulePage))
+	m.HandleFunc("POST "+Base+"/c/{id}/modules/{module}/enabled", p.signedIn(p.setModuleEnabled))
+	m.HandleFunc("POST "+Base+"/c/{id}/modules/{module}/settings", p.signedIn(p.saveModuleSettings))
+	m.HandleFunc("GET "+Base+"/c/{id}/commands", p.signedIn(p.commandsPage))
+	m.HandleFunc("POST "+Base+"/c/{id}/commands/{command}", p.signedIn(p.setCommand))
+	m.HandleFunc("POST "+Base+"/c/{id}/commands/{command}/reset", p.signedIn(p.resetCommand))
+	m.HandleFunc("GET "+Base+"/c/{id}/aliases", p.signedIn(p.aliasesPage))
+	m.HandleFunc("POST "+Base+"/c/{id}/aliases", p.signedIn(p.addAlias))
+	m.HandleFunc("POST "+Base+"/c/{id}/aliases/{name}/remove", p.signedIn(p.removeAlias))
+	m.HandleFunc("GET "+Base+"/c/{id}/quotes", p.signedIn(p.quotesPage))
+	m.HandleFunc("POST "+Base+"/c/{id}/quotes", p.signedIn(p.addQuote))
+	m.HandleFunc("POST "+Base+"/c/{id}/quotes/{number}/delete", p.signedIn(p.deleteQuote))
+	m.HandleFunc("GET "+Base+"/c/{id}/reputation", p.signedIn(p.reputationPage))
 	m.HandleFunc(Base+"/", func(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, nil, http.StatusNotFound, "Not found", "There is no such page in the portal.")
 	})
 	p.mux = m
+	m.HandleFunc("GET "+Base+"/apikeys", p.signedIn(p.apiKeysPage))
+	m.HandleFunc("POST "+Base+"/apikeys", p.signedIn(p.createAPIKey))
+	m.HandleFunc("POST "+Base+"/apikeys/{key}/revoke", p.signedIn(p.revokeAPIKey))
+	m.HandleFunc("GET "+Base+"/c/{id}/browser-sources", p.signedIn(p.browserSourcesPage))
+	m.HandleFunc("POST "+Base+"/c/{id}/browser-sources/{source}/rotate", p.signedIn(p.rotateBrowserSource))
+	m.HandleFunc("POST "+Base+"/c/{id}/browser-sources/{source}/look", p.signedIn(p.setBrowserSourceLook))
 }
 
 // remoteIP is where a request came from, as the audit log records it.

@@ -7,6 +7,8 @@ import (
 	"sort"
 
 	"github.com/waddlebot/waddlebot/actions"
+	"github.com/waddlebot/waddlebot/actions/ai"
+	"github.com/waddlebot/waddlebot/actions/alerts"
 	"github.com/waddlebot/waddlebot/actions/alias"
 	"github.com/waddlebot/waddlebot/actions/calendar"
 	"github.com/waddlebot/waddlebot/actions/core"
@@ -28,6 +30,8 @@ type Deps struct {
 	AliasDepth int
 	// Conn carries modules' NATS requests (the wb.api lookups of shoutout and identity).
 	Conn *natsx.Conn
+	// AI holds the AI module's defaults (WADDLEBOT_AI_*); nil reads them from the environment.
+	AI *ai.Defaults
 }
 
 // Modules returns every built-in module by name.
@@ -42,6 +46,8 @@ func Modules(d Deps) map[string]actions.Module {
 		"shoutout":   shoutout.New(shoutout.Config{Store: d.Store, NATS: d.Conn}),
 		"calendar":   calendar.New(calendar.Config{Store: d.Store}),
 		"identity":   identity.New(identity.Config{Store: d.Store, NATS: d.Conn}),
+		"ai":         ai.New(ai.Config{Store: d.Store, Conn: d.Conn, Defaults: d.AI}),
+		"alerts":     alerts.New(),
 	}
 }
 

@@ -95,6 +95,9 @@ func runDev(ctx context.Context, args []string) error {
 	if err := addPortal(srv, p, conn, st, addr, true); err != nil {
 		return err
 	}
+	if err := addOverlay(d, srv, p, conn, st); err != nil {
+		return err
+	}
 	platforms := "console"
 	if twitchConfigured(p) {
 		if err := addTwitch(d, srv, p, conn, st, addr, true); err != nil {

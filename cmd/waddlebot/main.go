@@ -34,6 +34,9 @@ func commands() []command {
 		{"bench", "drive chat through the real pipeline and a raw JetStream chain; print throughput and latency", runBench},
 		{"config", "print the effective settings, secrets masked", runConfig},
 		{"version", "print the version", runVersion},
+		{"nats-config", "nats-config [--dir D]: write the NATS operator, accounts, server.conf and one creds file per part", runNATSConfig},
+		{"external", externalUsage, runExternal},
+		{"relay", "run a relay replica: serves external modules (NATS and webhook)", runRelay},
 	}
 }
 

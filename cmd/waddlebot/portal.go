@@ -12,6 +12,7 @@ import (
 	"github.com/waddlebot/waddlebot/internal/ops"
 	"github.com/waddlebot/waddlebot/internal/store"
 	"github.com/waddlebot/waddlebot/portal"
+	"github.com/waddlebot/waddlebot/portal/overlay"
 )
 
 // runPortal serves the web portal.
@@ -21,8 +22,11 @@ func runPortal(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return runPart(ctx, p, "portal", true, func(_ *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, addr string) error {
+	return runPart(ctx, p, "portal", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, addr string) error {
 		if err := addPortal(srv, p, conn, st, addr, false); err != nil {
+			return err
+		}
+		if err := addOverlay(d, srv, p, conn, st); err != nil {
 			return err
 		}
 		// The portal is this server's only page.
@@ -80,4 +84,17 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// addOverlay serves the browser sources at /overlay/ beside the portal,
+// with the one WB_OVERLAY consumer that feeds every socket of the process.
+func addOverlay(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store) error {
+	ov, err := overlay.New(overlay.Config{Store: st, Conn: conn, Logger: p.log})
+	if err != nil {
+		return err
+	}
+	ov.Mount(srv)
+	srv.AddCheck("overlay", ops.Ready(ov.Ready))
+	d.Add(daemon.StageIntake, "overlay", ov.Run)
+	return nil
 }

@@ -28,9 +28,9 @@ const (
 
 // Workspace is one slack_workspaces row: a team the app was installed in.
 type Workspace struct {
-	TeamID      string
-	TeamName    string
-	BotUserID   string
+	TeamID    string
+	TeamName  string
+	BotUserID string
 	// InstalledBy is the Slack user who went through the install consent:
 	// the portal lets that person attach the workspace to a community.
 	InstalledBy string

@@ -129,6 +129,28 @@ type Config struct {
 	PortalSessionIdle       time.Duration
 	PortalSessionMax        time.Duration
 	PortalSlackAuthorizeURL string
+
+	// AI module defaults (a community's settings override them).
+	AIProvider             string
+	AIHost                 string
+	AIPort                 int
+	AITLS                  bool
+	AICAFile               string
+	AIVerify               bool
+	AIModel                string
+	AITemperature          string
+	AIMaxTokens            int
+	AIKeepAlive            time.Duration
+	AITimeout              time.Duration
+	AIBaseURL              string
+	AIAPIKey               string
+	AIBearerToken          string
+	AIPreferredModelHeader string
+	AISystemPrompt         string
+	AIPrefix               string
+	AIBotName              string
+	AIMaxConcurrent        int
+	AICustomEndpoints      bool
 }
 
 // Kind of value a setting holds.
@@ -161,6 +183,9 @@ const (
 	GroupDiscord   Group = "discord"
 	GroupSlack     Group = "slack"
 	GroupPortal    Group = "portal"
+	// GroupAI: the AI module's defaults. Read from the environment by the
+	// module itself until a command registers the group for flags.
+	GroupAI Group = "ai"
 )
 
 // Setting is one row of the table.
@@ -442,6 +467,58 @@ func Table() []Setting {
 
 		boolean("CONSOLE_ENABLED", GroupCollector, false, "serve the console platform and the dev chat page outside waddlebot dev (they trust the role a sender claims)",
 			func(c *Config) *bool { return &c.ConsoleEnabled }),
+
+		str("AI_PROVIDER", GroupAI, "ollama", "AI module's default provider: ollama or openai (any OpenAI-compatible endpoint)",
+			func(c *Config) *string { return &c.AIProvider }, oneOf("ollama", "openai")),
+		str("AI_HOST", GroupAI, "localhost", "AI module: default Ollama host",
+			func(c *Config) *string { return &c.AIHost }),
+		integer("AI_PORT", GroupAI, 11434, "AI module: default Ollama port",
+			func(c *Config) *int { return &c.AIPort }, 1),
+		boolean("AI_TLS", GroupAI, false, "AI module: reach Ollama over HTTPS",
+			func(c *Config) *bool { return &c.AITLS }),
+		str("AI_CA_FILE", GroupAI, "", "AI module: PEM file of an extra CA trusted for the model endpoint",
+			func(c *Config) *string { return &c.AICAFile }),
+		boolean("AI_VERIFY", GroupAI, true, "AI module: verify the model endpoint's certificate",
+			func(c *Config) *bool { return &c.AIVerify }),
+		str("AI_MODEL", GroupAI, "llama3.2", "AI module: default model (auto lets a routing proxy choose)",
+			func(c *Config) *string { return &c.AIModel }),
+		str("AI_TEMPERATURE", GroupAI, "0.7", "AI module: default sampling temperature, 0 to 2",
+			func(c *Config) *string { return &c.AITemperature }, floatRange(0, 2)),
+		integer("AI_MAX_TOKENS", GroupAI, 500, "AI module: default most tokens per answer",
+			func(c *Config) *int { return &c.AIMaxTokens }, 1),
+		duration("AI_KEEP_ALIVE", GroupAI, 5*time.Minute, "AI module: how long Ollama keeps the model loaded after a call",
+			func(c *Config) *time.Duration { return &c.AIKeepAlive }, 0),
+		duration("AI_TIMEOUT", GroupAI, 45*time.Second, "AI module: longest one model call may take (one retry on a transient error; keep two calls inside HANDLER_TIMEOUT)",
+			func(c *Config) *time.Duration { return &c.AITimeout }, time.Second),
+		str("AI_BASE_URL", GroupAI, "", "AI module: default OpenAI-compatible API root, e.g. https://api.openai.com/v1",
+			func(c *Config) *string { return &c.AIBaseURL }, urlWithScheme("http", "https")),
+		secret("AI_API_KEY", GroupAI, "", "AI module: API key for the default OpenAI-compatible endpoint (never sent to a community's own endpoint)",
+			func(c *Config) *string { return &c.AIAPIKey }),
+		secret("AI_BEARER_TOKEN", GroupAI, "", "AI module: bearer token for the default Ollama behind a proxy (never sent to a community's own endpoint)",
+			func(c *Config) *string { return &c.AIBearerToken }),
+		str("AI_PREFERRED_MODEL_HEADER", GroupAI, "", "AI module: header a routing proxy reads for a community's preferred model",
+			func(c *Config) *string { return &c.AIPreferredModelHeader }),
+		str("AI_SYSTEM_PROMPT", GroupAI, "", "AI module: default persona; {platform} and {channel} are filled in",
+			func(c *Config) *string { return &c.AISystemPrompt }),
+		str("AI_PREFIX", GroupAI, "", "AI module: default text put before every answer",
+			func(c *Config) *string { return &c.AIPrefix }),
+		str("AI_BOT_NAME", GroupAI, "waddlebot", "AI module: the name whose mention asks the bot",
+			func(c *Config) *string { return &c.AIBotName }),
+		integer("AI_MAX_CONCURRENT", GroupAI, 10, "AI module: model calls in flight per replica",
+			func(c *Config) *int { return &c.AIMaxConcurrent }, 1),
+		boolean("AI_CUSTOM_ENDPOINTS", GroupAI, true, "AI module: let communities point the bot at their own model endpoint (host, base URL, CA file); off: the operator's only",
+			func(c *Config) *bool { return &c.AICustomEndpoints }),
+	}
+}
+
+// floatRange checks a decimal number between lo and hi.
+func floatRange(lo, hi float64) func(string) error {
+	return func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < lo || f > hi {
+			return fmt.Errorf("must be a number from %g to %g", lo, hi)
+		}
+		return nil
 	}
 }
 
