@@ -48,42 +48,7 @@ func TestDevChatPage(t *testing.T) {
 	s := newSandbox(t)
 	d := s.startDev([]string{"WADDLEBOT_DATABASE_URL=" + storetest.URL(t)}, "--nats-port", strconv.Itoa(freePort(t)))
 
-	// The profile lives outside t.TempDir: Chromium's helpers may still
-	// write into it while the test's directories are removed.
-	profile, err := os.MkdirTemp("", "waddlebot-e2e-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(profile) })
-	var browserOut logBuffer
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(browser),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("mute-audio", true),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1100, 760),
-		chromedp.CombinedOutput(&browserOut),
-	)
-	defer cancelAlloc()
-	ctx, cancelTab := chromedp.NewContext(actx)
-	defer cancelTab()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	fail := func(step string, err error) {
-		t.Helper()
-		t.Fatalf("%s: %v\n--- browser output:\n%s", step, err, tail(browserOut.String(), 4000))
-	}
-
+	ctx, fail := newBrowser(t, browser, 60*time.Second)
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(d.page),
 		chromedp.WaitVisible(chromedp.CSS("#send")),
@@ -118,18 +83,68 @@ func TestDevChatPage(t *testing.T) {
 		t.Errorf("the message box holds %q after sending (err %v), want it cleared", v, err)
 	}
 
-	if os.Getenv("WADDLEBOT_UPDATE_SCREENSHOTS") == "1" {
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			fail("screenshot", err)
-		}
-		path := filepath.Join(moduleRoot, "docs", "screenshots", "dev-chat.png")
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("wrote %s (%d bytes)", path, len(png))
+	saveScreenshot(t, ctx, "dev-chat")
+}
+
+// newBrowser starts headless Chromium for one test and returns a tab that
+// times out after timeout, and fail, which ends the test with the browser's
+// own output.
+func newBrowser(t *testing.T, browser string, timeout time.Duration) (context.Context, func(step string, err error)) {
+	t.Helper()
+	// The profile lives outside t.TempDir: Chromium's helpers may still
+	// write into it while the test's directories are removed.
+	profile, err := os.MkdirTemp("", "waddlebot-e2e-chromium-")
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = os.RemoveAll(profile) })
+	browserOut := &logBuffer{}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(browser),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("mute-audio", true),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1100, 760),
+		chromedp.CombinedOutput(browserOut),
+	)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(cancelTab)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	t.Cleanup(cancel)
+	return ctx, func(step string, err error) {
+		t.Helper()
+		t.Fatalf("%s: %v\n--- browser output:\n%s", step, err, tail(browserOut.String(), 4000))
+	}
+}
+
+// saveScreenshot writes the tab's page to docs/screenshots/<name>.png when
+// WADDLEBOT_UPDATE_SCREENSHOTS=1 (the README and docs show them).
+func saveScreenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if os.Getenv("WADDLEBOT_UPDATE_SCREENSHOTS") != "1" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(moduleRoot, "docs", "screenshots", name+".png")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%d bytes)", path, len(png))
 }
