@@ -26,7 +26,7 @@ func runDev(ctx context.Context, args []string) error {
 	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server (0: 4222, or the next free port above it)")
 	// No NATS settings: dev runs its own server.
 	p, err := parse(fs, args, config.GroupDatabase, config.GroupHTTP, config.GroupSecrets,
-		config.GroupStreams, config.GroupData, config.GroupRouter, config.GroupAction, config.GroupCollector, config.GroupTwitch, config.GroupDiscord, config.GroupSlack, config.GroupPortal)
+		config.GroupStreams, config.GroupData, config.GroupRouter, config.GroupAction, config.GroupCollector, config.GroupTwitch, config.GroupDiscord, config.GroupSlack, config.GroupPortal, config.GroupAI)
 	if err != nil {
 		return err
 	}
@@ -76,13 +76,17 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, name := range builtin.Names() {
-		m, err := builtin.Module(builtin.Deps{Store: st, AliasDepth: p.AliasDepth, Conn: conn}, name)
+		m, err := builtin.Module(moduleDeps(p, st, conn), name)
 		if err != nil {
 			return err
 		}
 		if err := addAction(d, srv, p, conn, st, m); err != nil {
 			return err
 		}
+	}
+	// External modules answer in dev too, once registered (waddlebot external add).
+	if err := addRelay(d, srv, p, conn, st); err != nil {
+		return err
 	}
 	if err := addConsole(d, srv, p, conn); err != nil {
 		return err

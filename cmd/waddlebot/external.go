@@ -165,13 +165,6 @@ func runRelay(ctx context.Context, args []string) error {
 		return err
 	}
 	return runPart(ctx, p, "relay", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, _ string) error {
-		r, err := external.New(external.Config{Conn: conn, Store: st, MaxFailures: p.MaxHandlerFailures,
-			AckWait: p.ConsumerAckWait, WebhookTimeout: p.HandlerTimeout, Logger: p.log})
-		if err != nil {
-			return err
-		}
-		srv.AddCheck("relay", ops.Ready(r.Ready))
-		d.Add(daemon.StageActions, "relay", r.Run)
-		return nil
+		return addRelay(d, srv, p, conn, st)
 	})
 }

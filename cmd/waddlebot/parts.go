@@ -12,7 +12,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/waddlebot/waddlebot/actions"
+	"github.com/waddlebot/waddlebot/actions/ai"
 	"github.com/waddlebot/waddlebot/actions/builtin"
+	"github.com/waddlebot/waddlebot/actions/external"
 	"github.com/waddlebot/waddlebot/collectors"
 	"github.com/waddlebot/waddlebot/collectors/console"
 	"github.com/waddlebot/waddlebot/collectors/discord"
@@ -49,9 +51,15 @@ func addRouter(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st
 }
 
 func addAction(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, m actions.Module) error {
+	concurrency := p.ActionConcurrency
+	if m.Manifest.Name == "ai" {
+		// Pull no more than the module has slots for: the rest would only
+		// wait inside the module while other replicas sit idle.
+		concurrency = max(1, p.AIMaxConcurrent)
+	}
 	w, err := actions.NewWorker(actions.Config{
 		Module: m, Conn: conn, Store: st,
-		Concurrency: p.ActionConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
+		Concurrency: concurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
 		HandlerTimeout: p.HandlerTimeout, OutboxSweep: p.OutboxSweep,
 		// Three beats per TTL: one lost beat does not make a module look dead.
 		HeartbeatEvery: p.HeartbeatTTL / 3, Retention: p.CommandsMaxAge + time.Hour,
@@ -62,6 +70,24 @@ func addAction(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st
 	}
 	srv.AddCheck("action "+m.Manifest.Name, ops.Ready(w.Ready))
 	d.Add(daemon.StageActions, "action "+m.Manifest.Name, w.Run)
+	return nil
+}
+
+// moduleDeps is what built-in modules are built with.
+func moduleDeps(p parsed, st *store.Store, conn *natsx.Conn) builtin.Deps {
+	defaults := ai.FromConfig(p.Config)
+	return builtin.Deps{Store: st, AliasDepth: p.AliasDepth, Conn: conn, AI: &defaults}
+}
+
+// addRelay runs the relay of external modules.
+func addRelay(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store) error {
+	r, err := external.New(external.Config{Conn: conn, Store: st, MaxFailures: p.MaxHandlerFailures,
+		AckWait: p.ConsumerAckWait, WebhookTimeout: p.HandlerTimeout, Logger: p.log})
+	if err != nil {
+		return err
+	}
+	srv.AddCheck("relay", ops.Ready(r.Ready))
+	d.Add(daemon.StageActions, "relay", r.Run)
 	return nil
 }
 
@@ -249,7 +275,7 @@ func runRouter(ctx context.Context, args []string) error {
 }
 
 func runAction(ctx context.Context, args []string) error {
-	p, err := parse(partFlags("action"), args, append(partGroups, config.GroupAction)...)
+	p, err := parse(partFlags("action"), args, append(partGroups, config.GroupAction, config.GroupAI)...)
 	if err != nil {
 		return err
 	}
@@ -257,7 +283,7 @@ func runAction(ctx context.Context, args []string) error {
 		return usageError("action <module>; built-in modules: %v", builtin.Names())
 	}
 	return runPart(ctx, p, "action "+p.args[0], true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, _ string) error {
-		m, err := builtin.Module(builtin.Deps{Store: st, AliasDepth: p.AliasDepth, Conn: conn}, p.args[0])
+		m, err := builtin.Module(moduleDeps(p, st, conn), p.args[0])
 		if err != nil {
 			return usageError("%v", err)
 		}

@@ -183,8 +183,7 @@ const (
 	GroupDiscord   Group = "discord"
 	GroupSlack     Group = "slack"
 	GroupPortal    Group = "portal"
-	// GroupAI: the AI module's defaults. Read from the environment by the
-	// module itself until a command registers the group for flags.
+	// GroupAI: the AI module's defaults (dev and action workers).
 	GroupAI Group = "ai"
 )
 
