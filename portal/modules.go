@@ -41,6 +41,7 @@ type moduleData struct {
 	Module   moduleRow
 	Manage   bool
 	Settings *settingsForm
+	Secrets  []secretField
 	Saved    bool
 }
 
@@ -169,6 +170,12 @@ func (p *Portal) modulePage(w http.ResponseWriter, r *http.Request) {
 	if d.Manage && len(row.Manifest.Settings) > 0 {
 		f := newSettingsForm(row.Manifest.Settings, choice.Settings)
 		d.Settings = &f
+		secrets, err := p.withStored(r, a.Community.ID, secretFields(row.Manifest.Name, row.Manifest.Settings))
+		if err != nil {
+			p.unavailable(w, r, a.Community.ID, "read module secrets", err)
+			return
+		}
+		d.Secrets = secrets
 	}
 	p.render(w, r, sessionOf(r.Context()), http.StatusOK, "module", row.Manifest.Name, d)
 }

@@ -82,6 +82,10 @@ type Config struct {
 	// /api/v1 (restapi's defaults when zero).
 	APIRateLimit  int
 	APIRateWindow time.Duration
+	// NATSAuthDir is the directory of `waddlebot nats-config` (its keys):
+	// with it super-admins can mint external NATS modules' credentials;
+	// without it the portal refuses and points to the CLI.
+	NATSAuthDir string
 }
 
 // Portal serves the pages.
@@ -183,6 +187,7 @@ func (p *Portal) Mount(srv *ops.Server) {
 	srv.Handle(Base+"/", p)
 	srv.Handle(callbackBase+"/", p)
 	p.mountAPI(srv)
+	p.mountOpenAI(srv)
 }
 
 // ServeHTTP serves every portal route, with the headers every page gets.
@@ -230,6 +235,7 @@ func (p *Portal) routes() {
 	m.HandleFunc("GET "+Base+"/c/{id}/modules/{module}", p.signedIn(p.modulePage))
 	m.HandleFunc("POST "+Base+"/c/{id}/modules/{module}/enabled", p.signedIn(p.setModuleEnabled))
 	m.HandleFunc("POST "+Base+"/c/{id}/modules/{module}/settings", p.signedIn(p.saveModuleSettings))
+	m.HandleFunc("POST "+Base+"/c/{id}/modules/{module}/secrets/{property}", p.signedIn(p.setModuleSecret))
 	m.HandleFunc("GET "+Base+"/c/{id}/commands", p.signedIn(p.commandsPage))
 	m.HandleFunc("POST "+Base+"/c/{id}/commands/{command}", p.signedIn(p.setCommand))
 	m.HandleFunc("POST "+Base+"/c/{id}/commands/{command}/reset", p.signedIn(p.resetCommand))
@@ -250,6 +256,14 @@ func (p *Portal) routes() {
 	m.HandleFunc("GET "+Base+"/c/{id}/browser-sources", p.signedIn(p.browserSourcesPage))
 	m.HandleFunc("POST "+Base+"/c/{id}/browser-sources/{source}/rotate", p.signedIn(p.rotateBrowserSource))
 	m.HandleFunc("POST "+Base+"/c/{id}/browser-sources/{source}/look", p.signedIn(p.setBrowserSourceLook))
+	m.HandleFunc("GET "+Base+"/admin/external", p.superAdminOnly(p.externalPage))
+	m.HandleFunc("POST "+Base+"/admin/external", p.limitForm(maxExternalForm, p.superAdminOnly(p.addExternal)))
+	m.HandleFunc("POST "+Base+"/admin/external/{module}/creds", p.superAdminOnly(p.mintExternal))
+	m.HandleFunc("POST "+Base+"/admin/external/{module}/remove", p.superAdminOnly(p.removeExternal))
+	m.HandleFunc("GET "+Base+"/c/{id}/spotify", p.signedIn(p.spotifyPage))
+	m.HandleFunc("POST "+Base+"/c/{id}/spotify/connect", p.signedIn(p.connectSpotify))
+	m.HandleFunc("POST "+Base+"/c/{id}/spotify/disconnect", p.signedIn(p.disconnectSpotify))
+	m.HandleFunc("GET "+spotifyCallbackPath, p.signedIn(p.spotifyCallback))
 }
 
 // remoteIP is where a request came from, as the audit log records it.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/waddlebot/waddlebot/internal/coord"
 )
 
 // Exchange is one question and its answer.
@@ -126,10 +128,5 @@ func (m *memory) reset(ctx context.Context, key string) error {
 	return nil
 }
 
-func conflict(err error) bool {
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return true
-	}
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
+// conflict: another replica wrote the channel's memory first.
+func conflict(err error) bool { return coord.IsConflict(err) }

@@ -16,6 +16,7 @@ import (
 	"github.com/waddlebot/waddlebot/actions/inventory"
 	"github.com/waddlebot/waddlebot/actions/labels"
 	"github.com/waddlebot/waddlebot/actions/memories"
+	musicsetup "github.com/waddlebot/waddlebot/actions/music/setup"
 	"github.com/waddlebot/waddlebot/actions/reputation"
 	"github.com/waddlebot/waddlebot/actions/shoutout"
 	"github.com/waddlebot/waddlebot/internal/natsx"
@@ -48,6 +49,7 @@ func Modules(d Deps) map[string]actions.Module {
 		"identity":   identity.New(identity.Config{Store: d.Store, NATS: d.Conn}),
 		"ai":         ai.New(ai.Config{Store: d.Store, Conn: d.Conn, Defaults: d.AI}),
 		"alerts":     alerts.New(),
+		"music":      musicsetup.Module(d.Store),
 	}
 }
 

@@ -57,6 +57,30 @@ func runMigrate(ctx context.Context, args []string) error {
 	return nil
 }
 
+// runSecrets works on the encrypted secrets: `secrets rotate` re-encrypts
+// with WADDLEBOT_SECRET_KEY every secret still under
+// WADDLEBOT_SECRET_KEY_PREVIOUS (docs/operations.md: rotating the key).
+func runSecrets(ctx context.Context, args []string) error {
+	p, err := parse(partFlags("secrets"), args, config.GroupDatabase, config.GroupSecrets)
+	if err != nil {
+		return err
+	}
+	if len(p.args) != 1 || p.args[0] != "rotate" {
+		return usageError("secrets rotate (with WADDLEBOT_SECRET_KEY the new key and WADDLEBOT_SECRET_KEY_PREVIOUS the old one)")
+	}
+	st, err := openStore(ctx, p, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n, err := st.RotateSecrets(ctx)
+	if err != nil {
+		return fmt.Errorf("secrets: rotated %d before failing: %w", n, err)
+	}
+	fmt.Printf("re-encrypted %d secrets with the new key\n", n)
+	return nil
+}
+
 func runConfig(_ context.Context, args []string) error {
 	fs := partFlags("config")
 	p, err := parse(fs, args, config.GroupNATS, config.GroupDatabase, config.GroupHTTP, config.GroupSecrets,

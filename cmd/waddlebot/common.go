@@ -64,8 +64,16 @@ func openStore(ctx context.Context, p parsed, create bool) (*store.Store, error)
 		}
 		key = k
 	}
+	var previous []byte
+	if p.SecretKeyPrevious != "" {
+		k, err := store.ParseSecretKey(p.SecretKeyPrevious)
+		if err != nil {
+			return nil, usageError("WADDLEBOT_SECRET_KEY_PREVIOUS: %v", err)
+		}
+		previous = k
+	}
 	st, err := store.Open(ctx, store.Config{URL: p.DatabaseURL, ReadURL: p.DatabaseReadURL,
-		CreateDatabase: create || p.CreateDatabase, SecretKey: key, Logger: p.log})
+		CreateDatabase: create || p.CreateDatabase, SecretKey: key, PreviousSecretKey: previous, Logger: p.log})
 	if err != nil {
 		if errors.Is(err, store.ErrNoDatabase) {
 			return nil, err

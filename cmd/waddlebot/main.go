@@ -30,6 +30,7 @@ func commands() []command {
 		{"portal", "serve the web portal (sign-in, communities, members, audit log) at /portal/", runPortal},
 		{"streams", "streams apply | verify: create or check the JetStream streams and KV buckets", runStreams},
 		{"migrate", "apply the database migrations", runMigrate},
+		{"secrets", "secrets rotate: re-encrypt the stored secrets with a new WADDLEBOT_SECRET_KEY", runSecrets},
 		{"dlq", "dlq list [--stream S] | show <seq> | replay <seq>|--all [--keep]: work the dead letters", runDLQ},
 		{"bench", "drive chat through the real pipeline and a raw JetStream chain; print throughput and latency", runBench},
 		{"config", "print the effective settings, secrets masked", runConfig},

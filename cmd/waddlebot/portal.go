@@ -40,7 +40,8 @@ func runPortal(ctx context.Context, args []string) error {
 func addPortal(srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, addr string, dev bool) error {
 	pt, err := portal.New(portal.Config{Store: st, Conn: conn, PublicURL: publicURL(p, addr),
 		Providers: portalProviders(p), SuperAdmins: splitList(p.SuperAdmins), DevSignIn: dev,
-		SessionIdle: p.PortalSessionIdle, SessionMax: p.PortalSessionMax, Logger: p.log})
+		SessionIdle: p.PortalSessionIdle, SessionMax: p.PortalSessionMax, Logger: p.log,
+		NATSAuthDir: natsAuthDir(p, p.NATSAuthDir)})
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,8 @@ type Config struct {
 	DataDir         string
 	HTTPAddr        string
 	SecretKey       string
+	// SecretKeyPrevious still decrypts secrets during a key rotation.
+	SecretKeyPrevious string
 
 	// Logging.
 	LogLevel  string
@@ -129,6 +131,7 @@ type Config struct {
 	PortalSessionIdle       time.Duration
 	PortalSessionMax        time.Duration
 	PortalSlackAuthorizeURL string
+	NATSAuthDir             string
 
 	// AI module defaults (a community's settings override them).
 	AIProvider             string
@@ -151,6 +154,14 @@ type Config struct {
 	AIBotName              string
 	AIMaxConcurrent        int
 	AICustomEndpoints      bool
+
+	// Song requests (the music module and the portal's Spotify connection).
+	YouTubeAPIKey       string
+	YouTubeAPIURL       string
+	SpotifyClientID     string
+	SpotifyClientSecret string
+	SpotifyAPIURL       string
+	SpotifyAccountsURL  string
 }
 
 // Kind of value a setting holds.
@@ -319,6 +330,8 @@ func Table() []Setting {
 			func(c *Config) *string { return &c.HTTPAddr }),
 		secret("SECRET_KEY", GroupSecrets, "", "base64 of 32 random bytes: the AES-256-GCM key for secrets at rest (dev generates one into its data dir)",
 			func(c *Config) *string { return &c.SecretKey }),
+		secret("SECRET_KEY_PREVIOUS", GroupSecrets, "", "during a key rotation, the old SECRET_KEY: secrets it wrote stay readable until `waddlebot secrets rotate` re-encrypts them",
+			func(c *Config) *string { return &c.SecretKeyPrevious }),
 		str("LOG_LEVEL", GroupLog, "info", "debug, info, warn or error",
 			func(c *Config) *string { return &c.LogLevel }, oneOf("debug", "info", "warn", "error")),
 		str("LOG_FORMAT", GroupLog, "auto", "auto (text on a terminal, JSON otherwise), text or json",
@@ -463,6 +476,8 @@ func Table() []Setting {
 			func(c *Config) *time.Duration { return &c.PortalSessionMax }, time.Minute),
 		str("PORTAL_SLACK_AUTHORIZE_URL", GroupPortal, "https://slack.com/openid/connect/authorize", "Slack's Sign in with Slack (OpenID Connect) consent page",
 			func(c *Config) *string { return &c.PortalSlackAuthorizeURL }, urlWithScheme("http", "https")),
+		str("NATS_AUTH_DIR", GroupPortal, "", "the `waddlebot nats-config` directory whose keys the portal mints external NATS modules' credentials with (default <data-dir>/nats-auth; without its keys minting is refused)",
+			func(c *Config) *string { return &c.NATSAuthDir }),
 
 		boolean("CONSOLE_ENABLED", GroupCollector, false, "serve the console platform and the dev chat page outside waddlebot dev (they trust the role a sender claims)",
 			func(c *Config) *bool { return &c.ConsoleEnabled }),
@@ -507,6 +522,19 @@ func Table() []Setting {
 			func(c *Config) *int { return &c.AIMaxConcurrent }, 1),
 		boolean("AI_CUSTOM_ENDPOINTS", GroupAI, true, "AI module: let communities point the bot at their own model endpoint (host, base URL, CA file); off: the operator's only",
 			func(c *Config) *bool { return &c.AICustomEndpoints }),
+
+		secret("YOUTUBE_API_KEY", GroupAction, "", "music module: YouTube Data API v3 key for song requests (without it YouTube requests are refused)",
+			func(c *Config) *string { return &c.YouTubeAPIKey }),
+		str("YOUTUBE_API_URL", GroupAction, "https://www.googleapis.com/youtube/v3", "music module: YouTube Data API root",
+			func(c *Config) *string { return &c.YouTubeAPIURL }, urlWithScheme("http", "https")),
+		str("SPOTIFY_CLIENT_ID", GroupAction, "", "music module and portal: Spotify app client id (without it Spotify cannot be connected)",
+			func(c *Config) *string { return &c.SpotifyClientID }),
+		secret("SPOTIFY_CLIENT_SECRET", GroupAction, "", "music module and portal: Spotify app client secret",
+			func(c *Config) *string { return &c.SpotifyClientSecret }),
+		str("SPOTIFY_API_URL", GroupAction, "https://api.spotify.com", "music module: Spotify Web API root",
+			func(c *Config) *string { return &c.SpotifyAPIURL }, urlWithScheme("http", "https")),
+		str("SPOTIFY_ACCOUNTS_URL", GroupAction, "https://accounts.spotify.com", "music module and portal: Spotify accounts service root (authorize and token)",
+			func(c *Config) *string { return &c.SpotifyAccountsURL }, urlWithScheme("http", "https")),
 	}
 }
 

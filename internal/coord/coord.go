@@ -73,7 +73,7 @@ func (c *Cooldowns) Release(ctx context.Context, key, eventID string) error {
 	if string(e.Value()) != eventID {
 		return nil
 	}
-	if err := c.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil && !isConflict(err) {
+	if err := c.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil && !IsConflict(err) {
 		return fmt.Errorf("coord: unable to release cooldown %s: %w", key, err)
 	}
 	return nil
@@ -163,7 +163,7 @@ func (w *Windows) Allow(ctx context.Context, key, id string, limit int, window t
 			w.remember(key, newRev, kept)
 			return Decision{Allowed: true, Count: len(kept)}, nil
 		}
-		if !isConflict(err) {
+		if !IsConflict(err) {
 			return Decision{}, fmt.Errorf("coord: unable to write window %s: %w", key, err)
 		}
 		// Someone else wrote first: read the truth and try again.
@@ -175,12 +175,17 @@ func (w *Windows) Allow(ctx context.Context, key, id string, limit int, window t
 	return Decision{}, fmt.Errorf("coord: window %s too contended", key)
 }
 
-func isConflict(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+// IsConflict reports whether a KV write lost a compare-and-swap: the key
+// existed (Create) or moved on (Update, Delete with a revision). A
+// replicated bucket (R>1) reports the conflict with another error code
+// (10164) than a single server (10071); both mean "read again and retry".
+func IsConflict(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return true
 	}
-	return errors.Is(err, jetstream.ErrKeyExists)
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // load returns the cached value and revision when we have one (the common

@@ -218,3 +218,26 @@ func leases(t *testing.T, kv jetstream.KeyValue, holder string) *coord.Leases {
 	}
 	return l
 }
+
+// A lost compare-and-swap is a conflict whichever way the server or client
+// reports it: a single server says 10071, a replicated bucket 10164, and
+// nats.go wraps Update's as ErrKeyRevisionMismatch. Anything else is not.
+func TestIsConflict(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"key exists", jetstream.ErrKeyExists, true},
+		{"revision mismatch", fmt.Errorf("update: %w", jetstream.ErrKeyRevisionMismatch), true},
+		{"10071", &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence}, true},
+		{"10164 (replicated)", fmt.Errorf("cas: %w", &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant}), true},
+		{"other API error", &jetstream.APIError{Code: 503, ErrorCode: jetstream.JSErrCodeJetStreamNotEnabled}, false},
+		{"timeout", context.DeadlineExceeded, false},
+		{"nil", nil, false},
+	} {
+		if got := coord.IsConflict(c.err); got != c.want {
+			t.Errorf("%s: IsConflict = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

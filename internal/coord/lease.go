@@ -132,7 +132,7 @@ func (l *Leases) renew(ctx context.Context, lease *Lease, rev uint64, lost chan 
 			switch {
 			case err == nil:
 				rev, lastOK, nextRenew = newRev, time.Now(), time.Now().Add(every)
-			case isConflict(err) || errors.Is(err, jetstream.ErrKeyNotFound):
+			case IsConflict(err) || errors.Is(err, jetstream.ErrKeyNotFound):
 				l.log.Warn("coord: lease taken by another replica", logging.KeyID, lease.Key)
 				return
 			default:

@@ -76,7 +76,9 @@ func (p *Permissions) kv(bucket string) {
 func RouterPermissions() Permissions {
 	p := basics()
 	p.consumer(schemas.StreamEvents, streams.ConsumerRouter)
-	p.pub(schemas.SubjectCommands+".>", schemas.SubjectReplies+".>", "wb.api.>")
+	// Only invocations: the router never answers in chat itself nor makes
+	// wb.api lookups (scopes_part_test shows it refused both).
+	p.pub(schemas.SubjectCommands + ".>")
 	p.kv(streams.BucketCooldowns)
 	p.kv(streams.BucketWindows)
 	p.kv(streams.BucketFailures)
@@ -141,6 +143,13 @@ func PortalPermissions() Permissions {
 		"$JS.API.CONSUMER.CREATE."+schemas.StreamOverlay,
 		"$JS.API.CONSUMER.CREATE."+schemas.StreamOverlay+".>",
 		"$JS.API.CONSUMER.DELETE."+schemas.StreamOverlay+".>",
+		// Ordered consumers pull: without this a browser-source socket
+		// never gets a message.
+		"$JS.API.CONSUMER.MSG.NEXT."+schemas.StreamOverlay+".*",
+		// A ticker or now-playing page opens on the latest item.
+		"$JS.API.STREAM.MSG.GET."+schemas.StreamOverlay,
+		"$JS.API.DIRECT.GET."+schemas.StreamOverlay,
+		"$JS.API.DIRECT.GET."+schemas.StreamOverlay+".>",
 		"$JS.FC."+schemas.StreamOverlay+".>",
 	)
 	p.kv(streams.BucketHeartbeats)

@@ -38,16 +38,20 @@ type Config struct {
 	CreateDatabase bool
 	// SecretKey is the AES-256 key for secrets; nil disables secrets.
 	SecretKey []byte
-	MaxConns  int32
-	Logger    *slog.Logger
+	// PreviousSecretKey, during a key rotation, still decrypts the rows
+	// written with the old key until RotateSecrets re-encrypts them.
+	PreviousSecretKey []byte
+	MaxConns          int32
+	Logger            *slog.Logger
 }
 
 // Store is the pool and what lives on it.
 type Store struct {
-	pool   *pgxpool.Pool
-	read   *pgxpool.Pool
-	cipher *cipher
-	log    *slog.Logger
+	pool     *pgxpool.Pool
+	read     *pgxpool.Pool
+	cipher   *cipher
+	previous *cipher // the key being rotated away from, if any
+	log      *slog.Logger
 	// workTx holds a token per module transaction (RunOnce, FireNextDue)
 	// that may be open at once: half the pool. A handler holds its
 	// transaction's connection while it may read through the pool too;
@@ -89,7 +93,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 				return nil, err
 			}
 			log.Info("store: created database", "database", dbName(cfg.URL))
-			return Open(ctx, Config{URL: cfg.URL, ReadURL: cfg.ReadURL, SecretKey: cfg.SecretKey, MaxConns: cfg.MaxConns, Logger: log})
+			cfg.CreateDatabase = false
+			cfg.Logger = log
+			return Open(ctx, cfg)
 		}
 		return nil, fmt.Errorf("store: unable to reach PostgreSQL at %s: %w", redact(cfg.URL), err)
 	}
@@ -110,6 +116,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, err
 		}
 		s.cipher = c
+	}
+	if len(cfg.PreviousSecretKey) > 0 {
+		c, err := newCipher(cfg.PreviousSecretKey)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store: previous secret key: %w", err)
+		}
+		s.previous = c
 	}
 	return s, nil
 }

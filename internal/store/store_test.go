@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -480,5 +481,58 @@ func TestServerChannelsShareACommunity(t *testing.T) {
 	other, err := s.ResolveChannel(ctx, store.Channel{Platform: "discord", ChannelID: "chan-9", ServerID: "guild-2"})
 	if err != nil || other.ID == ids[0] {
 		t.Fatalf("another guild's channel: %+v %v; want a community of its own", other, err)
+	}
+}
+
+// A key rotation: parts running with the new key and the previous one read
+// both kinds of rows; RotateSecrets rewrites the old ones; afterwards the new
+// key alone reads everything, and the old key alone reads nothing.
+func TestRotateSecrets(t *testing.T) {
+	old := storetest.New(t)
+	for _, name := range []string{"a", "b"} {
+		if err := old.PutSecret(ctx, nil, "global", name, []byte("value "+name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	url := old.Pool().Config().ConnString()
+	newKey := []byte("fedcba9876543210fedcba9876543210")
+	open := func(key, previous []byte) *store.Store {
+		t.Helper()
+		s, err := store.Open(ctx, store.Config{URL: url, SecretKey: key, PreviousSecretKey: previous, Logger: logging.Discard(), MaxConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	if _, err := open(newKey, nil).Secret(ctx, "global", "a"); err == nil || !strings.Contains(err.Error(), "SECRET_KEY_PREVIOUS") {
+		t.Fatalf("the new key alone read an old row (or said nothing useful): %v", err)
+	}
+	both := open(newKey, storetest.TestKey)
+	if _, err := open(newKey, nil).RotateSecrets(ctx); err == nil {
+		t.Fatal("rotated without a previous key")
+	}
+	// Written during the rotation, with the new key.
+	if err := both.PutSecret(ctx, nil, "global", "c", []byte("value c")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := both.Secret(ctx, "global", "a"); err != nil || string(got) != "value a" {
+		t.Fatalf("old row read with the previous key: %q, %v", got, err)
+	}
+	n, err := both.RotateSecrets(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("rotated %d, %v; want 2", n, err)
+	}
+	if n, err := both.RotateSecrets(ctx); err != nil || n != 0 {
+		t.Fatalf("second rotation rewrote %d, %v", n, err)
+	}
+	after := open(newKey, nil)
+	for _, name := range []string{"a", "b", "c"} {
+		if got, err := after.Secret(ctx, "global", name); err != nil || string(got) != "value "+name {
+			t.Fatalf("%s after the rotation: %q, %v", name, got, err)
+		}
+	}
+	if _, err := old.Secret(ctx, "global", "a"); err == nil {
+		t.Fatal("the old key still reads a rotated row")
 	}
 }

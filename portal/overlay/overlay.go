@@ -92,6 +92,7 @@ func New(cfg Config) (*Server, error) {
 	static, _ := fs.Sub(staticFS, "static")
 	m.Handle("GET "+Base+"/static/", http.StripPrefix(Base+"/static/", http.FileServerFS(static)))
 	m.HandleFunc("GET "+Base+"/ws", s.socket)
+	m.HandleFunc("POST "+Base+"/music/ended", s.trackEnded)
 	m.HandleFunc("GET "+Base+"/{source}", s.pageHandler)
 	m.HandleFunc(Base+"/", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
 	s.mux = m
@@ -172,6 +173,9 @@ func (s *Server) pageHandler(w http.ResponseWriter, r *http.Request) {
 	o, ok := s.authorize(w, r, source)
 	if !ok {
 		return
+	}
+	if o.Source == schemas.OverlayNowPlaying {
+		w.Header().Set("Content-Security-Policy", nowPlayingCSP)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := s.page.Execute(w, pageData{Source: o.Source, Look: o.Look}); err != nil {

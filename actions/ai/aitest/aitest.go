@@ -275,6 +275,9 @@ func (f *OpenAI) serve(w http.ResponseWriter, r *http.Request) {
 		Temperature *float64  `json:"temperature"`
 		MaxTokens   int       `json:"max_tokens"`
 		Stream      bool      `json:"stream"`
+		Options     *struct {
+			IncludeUsage bool `json:"include_usage"`
+		} `json:"stream_options"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 		w.WriteHeader(http.StatusBadRequest)
@@ -300,9 +303,44 @@ func (f *OpenAI) serve(w http.ResponseWriter, r *http.Request) {
 	if model == "auto" {
 		model = "routed-model"
 	}
+	if body.Stream {
+		f.stream(w, model, answer, tokens, body.Options != nil && body.Options.IncludeUsage)
+		return
+	}
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"id": "chatcmpl-1", "object": "chat.completion", "model": model,
 		"choices": []map[string]any{{"index": 0, "message": map[string]string{"role": "assistant", "content": answer}, "finish_reason": "stop"}},
 		"usage":   map[string]int{"prompt_tokens": tokens / 2, "completion_tokens": tokens - tokens/2, "total_tokens": tokens},
 	})
+}
+
+// stream answers as an OpenAI-compatible server streams: Server-Sent
+// Events of chat.completion.chunk word by word, a finish chunk, a usage
+// chunk when asked for, then data: [DONE].
+func (f *OpenAI) stream(w http.ResponseWriter, model, answer string, tokens int, usage bool) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	fl, _ := w.(http.Flusher)
+	send := func(v any) {
+		b, _ := json.Marshal(v)
+		fmt.Fprintf(w, "data: %s\n\n", b)
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	chunk := func(delta map[string]string, finish any) map[string]any {
+		return map[string]any{"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": model,
+			"choices": []map[string]any{{"index": 0, "delta": delta, "finish_reason": finish}}}
+	}
+	send(chunk(map[string]string{"role": "assistant", "content": ""}, nil))
+	// A comment line, as some proxies send to keep the connection open.
+	fmt.Fprint(w, ": keep-alive\n\n")
+	for _, word := range strings.SplitAfter(answer, " ") {
+		send(chunk(map[string]string{"content": word}, nil))
+	}
+	send(chunk(map[string]string{}, "stop"))
+	if usage {
+		send(map[string]any{"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": model, "choices": []any{},
+			"usage": map[string]int{"prompt_tokens": tokens / 2, "completion_tokens": tokens - tokens/2, "total_tokens": tokens}})
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
 }

@@ -79,13 +79,22 @@ func (o *Ollama) Close() { CloseIdle(o.http) }
 
 // Chat asks the model and gathers the streamed answer.
 func (o *Ollama) Chat(ctx context.Context, req Request) (Response, error) {
+	return o.chat(ctx, req, o.cfg.Stream, nil)
+}
+
+// ChatStream asks the model with Ollama's streaming on, whatever the
+// configuration says, and hands each piece of the answer to fn as it comes.
+func (o *Ollama) ChatStream(ctx context.Context, req Request, fn func(delta string) error) (Response, error) {
+	return o.chat(ctx, req, true, fn)
+}
+
+func (o *Ollama) chat(ctx context.Context, req Request, stream bool, fn func(string) error) (Response, error) {
 	ctx, cancel := withTimeout(ctx, o.cfg.Timeout)
 	defer cancel()
 	msgs := make([]api.Message, len(req.Messages))
 	for i, m := range req.Messages {
 		msgs[i] = api.Message{Role: m.Role, Content: m.Content}
 	}
-	stream := o.cfg.Stream
 	creq := &api.ChatRequest{Model: req.Model, Messages: msgs, Stream: &stream, Options: map[string]any{}}
 	if req.Temperature >= 0 {
 		creq.Options["temperature"] = req.Temperature
@@ -101,10 +110,16 @@ func (o *Ollama) Chat(ctx context.Context, req Request) (Response, error) {
 	done := false
 	err := o.client.Chat(ctx, creq, func(r api.ChatResponse) error {
 		out.WriteString(r.Message.Content)
+		if fn != nil && r.Message.Content != "" {
+			if err := fn(r.Message.Content); err != nil {
+				return &Error{Kind: KindOther, Err: fmt.Errorf("stream consumer: %w", err)}
+			}
+		}
 		if r.Done {
 			done = true
 			resp.Model = r.Model
 			resp.Tokens = r.PromptEvalCount + r.EvalCount
+			resp.PromptTokens, resp.CompletionTokens = r.PromptEvalCount, r.EvalCount
 		}
 		return nil
 	})

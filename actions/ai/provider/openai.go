@@ -65,6 +65,12 @@ type chatRequest struct {
 	Temperature *float64  `json:"temperature,omitempty"`
 	MaxTokens   int       `json:"max_tokens,omitempty"`
 	Stream      bool      `json:"stream"`
+	// StreamOptions asks a streaming endpoint for usage in its last chunk.
+	StreamOptions *streamOptions `json:"stream_options,omitempty"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
 }
 
 type chatResponse struct {
@@ -86,6 +92,24 @@ type errorBody struct {
 		Message string `json:"message"`
 		Code    any    `json:"code"`
 	} `json:"error"`
+}
+
+// statusError reads an endpoint's error answer.
+func statusError(status int, raw []byte) *Error {
+	var eb errorBody
+	msg := strings.TrimSpace(string(raw))
+	if json.Unmarshal(raw, &eb) == nil && eb.Error.Message != "" {
+		msg = eb.Error.Message
+	}
+	kind := classifyStatus(status)
+	if kind == KindBadRequest && (strings.Contains(strings.ToLower(msg), "model") && strings.Contains(strings.ToLower(msg), "not")) {
+		// OpenAI answers an unknown model with 404 and vLLM with 400.
+		kind = KindModelNotFound
+	}
+	if len(msg) > 300 {
+		msg = msg[:300]
+	}
+	return &Error{Kind: kind, Status: status, Err: errors.New(msg)}
 }
 
 // Chat sends one non-streaming completion request.
@@ -117,20 +141,7 @@ func (o *OpenAI) Chat(ctx context.Context, req Request) (Response, error) {
 		return Response{}, classifyTransport(ctx, err)
 	}
 	if hresp.StatusCode >= 400 {
-		var eb errorBody
-		msg := strings.TrimSpace(string(raw))
-		if json.Unmarshal(raw, &eb) == nil && eb.Error.Message != "" {
-			msg = eb.Error.Message
-		}
-		kind := classifyStatus(hresp.StatusCode)
-		if kind == KindBadRequest && (strings.Contains(strings.ToLower(msg), "model") && strings.Contains(strings.ToLower(msg), "not")) {
-			// OpenAI answers an unknown model with 404 and vLLM with 400.
-			kind = KindModelNotFound
-		}
-		if len(msg) > 300 {
-			msg = msg[:300]
-		}
-		return Response{}, &Error{Kind: kind, Status: hresp.StatusCode, Err: errors.New(msg)}
+		return Response{}, statusError(hresp.StatusCode, raw)
 	}
 	var cr chatResponse
 	if err := json.Unmarshal(raw, &cr); err != nil {
@@ -143,5 +154,6 @@ func (o *OpenAI) Chat(ctx context.Context, req Request) (Response, error) {
 	if tokens == 0 {
 		tokens = cr.Usage.PromptTokens + cr.Usage.CompletionTokens
 	}
-	return Response{Content: cr.Choices[0].Message.Content, Model: cr.Model, Tokens: tokens}, nil
+	return Response{Content: cr.Choices[0].Message.Content, Model: cr.Model, Tokens: tokens,
+		PromptTokens: cr.Usage.PromptTokens, CompletionTokens: cr.Usage.CompletionTokens}, nil
 }

@@ -40,6 +40,9 @@ type Response struct {
 	// Tokens is prompt plus completion tokens, as the endpoint counted them
 	// (0 when it did not say).
 	Tokens int
+	// PromptTokens and CompletionTokens split Tokens when the endpoint
+	// said how (both 0 otherwise).
+	PromptTokens, CompletionTokens int
 }
 
 // Provider is a chat model.

@@ -69,6 +69,8 @@
       stage.appendChild(tickerEl);
       return;
     }
+    // The song-request player (music.js) follows the now-playing items.
+    document.dispatchEvent(new CustomEvent("waddlebot:item", { detail: item }));
     while (stage.firstChild) { stage.removeChild(stage.firstChild); }
     var el = element(source, item.text);
     stage.appendChild(el);
