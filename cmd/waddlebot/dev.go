@@ -110,13 +110,13 @@ func runDev(ctx context.Context, args []string) error {
 		platforms += ", twitch (connect a channel at " + publicURL(p, addr) + "/connect/twitch)"
 	}
 	if discordConfigured(p) {
-		if err := addDiscord(ctx, d, srv, p, conn, st, addr); err != nil {
+		if err := addDiscord(ctx, d, srv, p, conn, st, addr, true); err != nil {
 			return err
 		}
 		platforms += ", discord (add the bot to a server at " + publicURL(p, addr) + "/connect/discord)"
 	}
 	if slackConfigured(p) {
-		if err := addSlack(ctx, d, srv, p, conn, st, addr); err != nil {
+		if err := addSlack(ctx, d, srv, p, conn, st, addr, true); err != nil {
 			return err
 		}
 		platforms += ", slack"

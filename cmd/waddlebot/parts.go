@@ -111,10 +111,14 @@ func addConsole(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn) e
 // addTwitch runs a Twitch collector replica: EventSub intake, the connect
 // routes on srv, lookups, token validation, and the reply sender.
 func addTwitch(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, addr string, inDev bool) error {
+	public, err := partPublicURL(p, addr, inDev)
+	if err != nil {
+		return err
+	}
 	c, err := twitch.New(twitch.Config{
 		ClientID: p.TwitchClientID, ClientSecret: p.TwitchClientSecret,
 		Endpoints:     twitch.Endpoints{API: p.TwitchAPIURL, Auth: p.TwitchAuthURL, EventSub: p.TwitchEventSubURL},
-		PublicURL:     publicURL(p, addr),
+		PublicURL:     public,
 		Transport:     p.TwitchTransport,
 		WebhookSecret: p.TwitchWebhookSecret, ConduitShards: p.TwitchConduitShards,
 		Budget: p.TwitchSendBudget, ModeratorBudget: p.TwitchModSendBudget, SendWindow: p.SendWindow,
@@ -136,11 +140,15 @@ func addTwitch(d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st
 
 // addDiscord runs a Discord collector replica: the gateway shards it can
 // hold, the install link, and the reply sender.
-func addDiscord(ctx context.Context, d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, addr string) error {
+func addDiscord(ctx context.Context, d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, addr string, inDev bool) error {
+	public, err := partPublicURL(p, addr, inDev)
+	if err != nil {
+		return err
+	}
 	c, err := discord.New(ctx, discord.Config{
 		BotToken: p.DiscordBotToken, AppID: p.DiscordAppID, ClientSecret: p.DiscordClientSecret,
 		Endpoints: discord.Endpoints{API: p.DiscordAPIURL, Gateway: p.DiscordGatewayURL}, Shards: p.DiscordShards,
-		PublicURL:         publicURL(p, addr),
+		PublicURL:         public,
 		SenderConcurrency: p.SenderConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
 		Conn: conn, Store: st, Holder: replicaName(), Logger: p.log,
 	})
@@ -156,11 +164,15 @@ func addDiscord(ctx context.Context, d *daemon.Daemon, srv *ops.Server, p parsed
 
 // addSlack runs a Slack collector replica: Socket Mode or the Events API,
 // the install link, and the reply sender.
-func addSlack(ctx context.Context, d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, addr string) error {
+func addSlack(ctx context.Context, d *daemon.Daemon, srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, addr string, inDev bool) error {
+	public, err := partPublicURL(p, addr, inDev)
+	if err != nil {
+		return err
+	}
 	c, err := slack.New(ctx, slack.Config{
 		AppToken: p.SlackAppToken, BotToken: p.SlackBotToken, ClientID: p.SlackClientID, ClientSecret: p.SlackClientSecret,
 		SigningSecret: p.SlackSigningSecret, APIURL: p.SlackAPIURL, AuthorizeURL: p.SlackAuthorizeURL, Transport: p.SlackTransport,
-		PublicURL: publicURL(p, addr), Budget: p.SlackSendBudget, Window: time.Second,
+		PublicURL: public, Budget: p.SlackSendBudget, Window: time.Second,
 		SenderConcurrency: p.SenderConcurrency, MaxFailures: p.MaxHandlerFailures, AckWait: p.ConsumerAckWait,
 		Conn: conn, Store: st, Holder: replicaName(), Logger: p.log,
 	})
@@ -186,6 +198,17 @@ func twitchConfigured(p parsed) bool { return p.TwitchClientID != "" && p.Twitch
 
 // publicURL is PUBLIC_URL, or the address the HTTP server is bound to as
 // a local URL.
+// partPublicURL is the address platforms send browsers back to. dev falls
+// back to its own loopback address; a deployed part must be told, since a
+// guess (localhost) would be sent to Twitch, Discord or Slack and fail only
+// when a streamer clicks the link.
+func partPublicURL(p parsed, addr string, inDev bool) (string, error) {
+	if p.PublicURL == "" && !inDev {
+		return "", usageError("WADDLEBOT_PUBLIC_URL is not set: the OAuth links send browsers back to it (for example https://bot.example.com)")
+	}
+	return publicURL(p, addr), nil
+}
+
 func publicURL(p parsed, addr string) string {
 	if p.PublicURL != "" {
 		return strings.TrimRight(p.PublicURL, "/")
@@ -313,11 +336,11 @@ func runCollector(ctx context.Context, args []string) error {
 		})
 	case schemas.PlatformDiscord:
 		return runPart(ctx, p, "collector discord", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, addr string) error {
-			return addDiscord(ctx, d, srv, p, conn, st, addr)
+			return addDiscord(ctx, d, srv, p, conn, st, addr, false)
 		})
 	case schemas.PlatformSlack:
 		return runPart(ctx, p, "collector slack", true, func(d *daemon.Daemon, srv *ops.Server, conn *natsx.Conn, st *store.Store, addr string) error {
-			return addSlack(ctx, d, srv, p, conn, st, addr)
+			return addSlack(ctx, d, srv, p, conn, st, addr, false)
 		})
 	}
 	return usageError("unknown platform %q; platforms: %v", p.args[0], schemas.Platforms)

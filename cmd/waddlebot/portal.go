@@ -38,7 +38,11 @@ func runPortal(ctx context.Context, args []string) error {
 // addPortal mounts the portal at /portal/; dev offers the local developer
 // sign-in to loopback visitors.
 func addPortal(srv *ops.Server, p parsed, conn *natsx.Conn, st *store.Store, addr string, dev bool) error {
-	pt, err := portal.New(portal.Config{Store: st, Conn: conn, PublicURL: publicURL(p, addr),
+	public, err := partPublicURL(p, addr, dev)
+	if err != nil {
+		return err
+	}
+	pt, err := portal.New(portal.Config{Store: st, Conn: conn, PublicURL: public,
 		Providers: portalProviders(p), SuperAdmins: splitList(p.SuperAdmins), DevSignIn: dev,
 		SessionIdle: p.PortalSessionIdle, SessionMax: p.PortalSessionMax, Logger: p.log,
 		NATSAuthDir: natsAuthDir(p, p.NATSAuthDir)})
