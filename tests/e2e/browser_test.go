@@ -129,13 +129,14 @@ func newBrowser(t *testing.T, browser string, timeout time.Duration) (context.Co
 }
 
 // saveScreenshot writes the tab's page to docs/screenshots/<name>.png when
-// WADDLEBOT_UPDATE_SCREENSHOTS=1 (the README and docs show them).
+// WADDLEBOT_UPDATE_SCREENSHOTS=1 (the README and docs show them). Quality
+// 100 makes Chromium encode PNG; anything lower is JPEG.
 func saveScreenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	if os.Getenv("WADDLEBOT_UPDATE_SCREENSHOTS") != "1" {
 		return
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
