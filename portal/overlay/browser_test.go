@@ -3,8 +3,6 @@ package overlay
 import (
 	"context"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/waddlebot/waddlebot/actions"
 	"github.com/waddlebot/waddlebot/actions/alerts"
 	"github.com/waddlebot/waddlebot/collectors"
+	"github.com/waddlebot/waddlebot/internal/browsertest"
 	"github.com/waddlebot/waddlebot/internal/logging"
 	"github.com/waddlebot/waddlebot/internal/natsx/natstest"
 	"github.com/waddlebot/waddlebot/internal/pipelinetest"
@@ -21,45 +20,9 @@ import (
 	"github.com/waddlebot/waddlebot/schemas"
 )
 
-// findBrowser is tests/e2e's finder: Chromium, or a skip (a failure on CI).
-func findBrowser(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("CHROME_PATH"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("CHROME_PATH=%s: %v", p, err)
-		}
-		return p
-	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no Chromium found (set CHROME_PATH, or apt-get install chromium); CI is set, so this fails instead of skipping")
-	}
-	t.Skip("no Chromium found (set CHROME_PATH, or apt-get install chromium)")
-	return ""
-}
-
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	path := findBrowser(t)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelTab := chromedp.NewContext(actx)
-	t.Cleanup(cancelTab)
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(cancel)
+	ctx, _ := browsertest.Tab(t, 90*time.Second)
 	return ctx
 }
 

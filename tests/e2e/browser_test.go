@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -11,31 +10,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/waddlebot/waddlebot/internal/browsertest"
 	"github.com/waddlebot/waddlebot/internal/store/storetest"
 )
-
-// findBrowser returns a Chromium or Chrome to drive: $CHROME_PATH, then the
-// usual names. Without one the browser tests skip, unless CI is set, where a
-// missing browser is a broken machine and fails.
-func findBrowser(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("CHROME_PATH"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("CHROME_PATH=%s: %v", p, err)
-		}
-		return p
-	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no Chromium found (set CHROME_PATH, or apt-get install chromium); CI is set, so this fails instead of skipping")
-	}
-	t.Skip("no Chromium found (set CHROME_PATH, or apt-get install chromium)")
-	return ""
-}
 
 // TestDevChatPage drives the dev chat page in headless Chromium: pick a user
 // and a role, type !ping, send, and see the bot's pong in the transcript.
@@ -44,11 +21,11 @@ func findBrowser(t *testing.T) string {
 // reply, to docs/screenshots/dev-chat.png.
 func TestDevChatPage(t *testing.T) {
 	t.Parallel()
-	browser := findBrowser(t)
+	browsertest.Find(t)
 	s := newSandbox(t)
 	d := s.startDev([]string{"WADDLEBOT_DATABASE_URL=" + storetest.URL(t)}, "--nats-port", strconv.Itoa(freePort(t)))
 
-	ctx, fail := newBrowser(t, browser, 60*time.Second)
+	ctx, fail := browsertest.Tab(t, 60*time.Second)
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(d.page),
 		chromedp.WaitVisible(chromedp.CSS("#send")),
@@ -84,48 +61,6 @@ func TestDevChatPage(t *testing.T) {
 	}
 
 	saveScreenshot(t, ctx, "dev-chat")
-}
-
-// newBrowser starts headless Chromium for one test and returns a tab that
-// times out after timeout, and fail, which ends the test with the browser's
-// own output.
-func newBrowser(t *testing.T, browser string, timeout time.Duration) (context.Context, func(step string, err error)) {
-	t.Helper()
-	// The profile lives outside t.TempDir: Chromium's helpers may still
-	// write into it while the test's directories are removed.
-	profile, err := os.MkdirTemp("", "waddlebot-e2e-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(profile) })
-	browserOut := &logBuffer{}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(browser),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("mute-audio", true),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1100, 760),
-		chromedp.CombinedOutput(browserOut),
-	)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelTab := chromedp.NewContext(actx)
-	t.Cleanup(cancelTab)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	t.Cleanup(cancel)
-	return ctx, func(step string, err error) {
-		t.Helper()
-		t.Fatalf("%s: %v\n--- browser output:\n%s", step, err, tail(browserOut.String(), 4000))
-	}
 }
 
 // saveScreenshot writes the tab's page to docs/screenshots/<name>.png when

@@ -10,6 +10,7 @@ import (
 
 	"github.com/waddlebot/waddlebot/collectors/twitch/eventsub"
 	"github.com/waddlebot/waddlebot/collectors/twitch/twitchtest"
+	"github.com/waddlebot/waddlebot/internal/browsertest"
 	"github.com/waddlebot/waddlebot/internal/store/storetest"
 )
 
@@ -23,7 +24,7 @@ import (
 // docs/screenshots/portal-*.png.
 func TestPortalInBrowser(t *testing.T) {
 	t.Parallel()
-	browser := findBrowser(t)
+	browsertest.Find(t)
 	fake := twitchtest.New(t)
 	streamer := twitchtest.User{ID: "141981765", Login: "penguinstreams", DisplayName: "PenguinStreams"}
 	bot := twitchtest.User{ID: "900902", Login: "waddlebot", DisplayName: "WaddleBot"}
@@ -44,7 +45,7 @@ func TestPortalInBrowser(t *testing.T) {
 	// The operator connects the bot account (outside the portal).
 	twitchConnector(t, d, fake)("/connect/twitch/bot", bot, eventsub.BotScopes())
 
-	ctx, fail := newBrowser(t, browser, 120*time.Second)
+	ctx, fail := browsertest.Tab(t, 120*time.Second)
 	// Where dev's banner sends the browser: the host of the OAuth callbacks.
 	base := "http://" + strings.Replace(d.addr, "127.0.0.1", "localhost", 1)
 	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
