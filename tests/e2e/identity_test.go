@@ -15,6 +15,29 @@ import (
 	"github.com/waddlebot/waddlebot/internal/store/storetest"
 )
 
+// twitchEnv is the environment that points dev at a fake Twitch, plus a
+// throw-away database.
+func twitchEnv(t *testing.T, fake *twitchtest.Server) []string {
+	ep := fake.Endpoints()
+	return []string{
+		"WADDLEBOT_DATABASE_URL=" + storetest.URL(t),
+		"WADDLEBOT_TWITCH_CLIENT_ID=" + fake.ClientID,
+		"WADDLEBOT_TWITCH_CLIENT_SECRET=" + fake.ClientSecret,
+		"WADDLEBOT_TWITCH_API_URL=" + ep.API,
+		"WADDLEBOT_TWITCH_AUTH_URL=" + ep.Auth,
+		"WADDLEBOT_TWITCH_EVENTSUB_URL=" + ep.EventSub,
+	}
+}
+
+// fakeTwitch is a fake Twitch that knows users.
+func fakeTwitch(t *testing.T, users ...twitchtest.User) *twitchtest.Server {
+	fake := twitchtest.New(t)
+	for _, u := range users {
+		fake.AddUser(u)
+	}
+	return fake
+}
+
 // twitchConnector returns what a browser does with a /connect/twitch link
 // of dev d: follow it to the fake's authorize page (which grants user the
 // scopes) and back to the callback, which must name the user.
@@ -51,30 +74,21 @@ func twitchConnector(t *testing.T, d *dev, fake *twitchtest.Server) func(path st
 // them, and !whoami shows it.
 func TestLinkDiscordToTwitch(t *testing.T) {
 	t.Parallel()
-	tw := twitchtest.New(t)
 	bot := twitchtest.User{ID: "900901", Login: "waddlebot", DisplayName: "WaddleBot"}
 	viewer := twitchtest.User{ID: "5561", Login: "viewer", DisplayName: "Viewer"}
-	tw.AddUser(bot)
-	tw.AddUser(viewer)
+	tw := fakeTwitch(t, bot, viewer)
 	dc := discordtest.New(t)
 	guild := discordtest.Guild{ID: "200000000000000911", Name: "Penguins", OwnerID: "400000000000000911",
 		Roles:    []discordtest.Role{{ID: "200000000000000911", Name: "@everyone", Permissions: 1 << 11}},
 		Channels: []discordtest.Channel{{ID: "600000000000000911", Name: "general"}}}
 	dc.AddGuild(guild)
-	ep := tw.Endpoints()
 	s := newSandbox(t)
-	d := s.startDev([]string{
-		"WADDLEBOT_DATABASE_URL=" + storetest.URL(t),
-		"WADDLEBOT_TWITCH_CLIENT_ID=" + tw.ClientID,
-		"WADDLEBOT_TWITCH_CLIENT_SECRET=" + tw.ClientSecret,
-		"WADDLEBOT_TWITCH_API_URL=" + ep.API,
-		"WADDLEBOT_TWITCH_AUTH_URL=" + ep.Auth,
-		"WADDLEBOT_TWITCH_EVENTSUB_URL=" + ep.EventSub,
-		"WADDLEBOT_DISCORD_BOT_TOKEN=" + dc.BotToken,
-		"WADDLEBOT_DISCORD_APPLICATION_ID=" + dc.AppID,
-		"WADDLEBOT_DISCORD_CLIENT_SECRET=" + dc.ClientSecret,
-		"WADDLEBOT_DISCORD_API_URL=" + dc.APIURL(),
-	})
+	d := s.startDev(append(twitchEnv(t, tw),
+		"WADDLEBOT_DISCORD_BOT_TOKEN="+dc.BotToken,
+		"WADDLEBOT_DISCORD_APPLICATION_ID="+dc.AppID,
+		"WADDLEBOT_DISCORD_CLIENT_SECRET="+dc.ClientSecret,
+		"WADDLEBOT_DISCORD_API_URL="+dc.APIURL(),
+	))
 	// Whispers go out as the bot account.
 	twitchConnector(t, d, tw)("/connect/twitch/bot", bot, eventsub.BotScopes())
 	eventually(t, 30*time.Second, "the Discord gateway connected", func() (bool, string) {

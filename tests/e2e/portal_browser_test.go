@@ -11,7 +11,6 @@ import (
 	"github.com/waddlebot/waddlebot/collectors/twitch/eventsub"
 	"github.com/waddlebot/waddlebot/collectors/twitch/twitchtest"
 	"github.com/waddlebot/waddlebot/internal/browsertest"
-	"github.com/waddlebot/waddlebot/internal/store/storetest"
 )
 
 // TestPortalInBrowser drives the portal of `waddlebot dev` in headless
@@ -25,23 +24,12 @@ import (
 func TestPortalInBrowser(t *testing.T) {
 	t.Parallel()
 	browsertest.Find(t)
-	fake := twitchtest.New(t)
 	streamer := twitchtest.User{ID: "141981765", Login: "penguinstreams", DisplayName: "PenguinStreams"}
 	bot := twitchtest.User{ID: "900902", Login: "waddlebot", DisplayName: "WaddleBot"}
 	viewer := twitchtest.User{ID: "5571", Login: "viewer", DisplayName: "Viewer"}
-	for _, u := range []twitchtest.User{streamer, bot, viewer} {
-		fake.AddUser(u)
-	}
-	ep := fake.Endpoints()
+	fake := fakeTwitch(t, streamer, bot, viewer)
 	s := newSandbox(t)
-	d := s.startDev([]string{
-		"WADDLEBOT_DATABASE_URL=" + storetest.URL(t),
-		"WADDLEBOT_TWITCH_CLIENT_ID=" + fake.ClientID,
-		"WADDLEBOT_TWITCH_CLIENT_SECRET=" + fake.ClientSecret,
-		"WADDLEBOT_TWITCH_API_URL=" + ep.API,
-		"WADDLEBOT_TWITCH_AUTH_URL=" + ep.Auth,
-		"WADDLEBOT_TWITCH_EVENTSUB_URL=" + ep.EventSub,
-	})
+	d := s.startDev(twitchEnv(t, fake))
 	// The operator connects the bot account (outside the portal).
 	twitchConnector(t, d, fake)("/connect/twitch/bot", bot, eventsub.BotScopes())
 

@@ -9,7 +9,6 @@ import (
 
 	"github.com/waddlebot/waddlebot/collectors/twitch/eventsub"
 	"github.com/waddlebot/waddlebot/collectors/twitch/twitchtest"
-	"github.com/waddlebot/waddlebot/internal/store/storetest"
 )
 
 // TestTwitchConnectAndChat is the README's "Connecting Twitch" against a
@@ -19,23 +18,12 @@ import (
 // shown as disconnected.
 func TestTwitchConnectAndChat(t *testing.T) {
 	t.Parallel()
-	fake := twitchtest.New(t)
 	broadcaster := twitchtest.User{ID: "141981764", Login: "twitchdev", DisplayName: "TwitchDev"}
 	bot := twitchtest.User{ID: "900900", Login: "waddlebot", DisplayName: "WaddleBot"}
 	viewer := twitchtest.User{ID: "5551", Login: "viewer", DisplayName: "Viewer"}
-	for _, u := range []twitchtest.User{broadcaster, bot, viewer} {
-		fake.AddUser(u)
-	}
-	ep := fake.Endpoints()
+	fake := fakeTwitch(t, broadcaster, bot, viewer)
 	s := newSandbox(t)
-	d := s.startDev([]string{
-		"WADDLEBOT_DATABASE_URL=" + storetest.URL(t),
-		"WADDLEBOT_TWITCH_CLIENT_ID=" + fake.ClientID,
-		"WADDLEBOT_TWITCH_CLIENT_SECRET=" + fake.ClientSecret,
-		"WADDLEBOT_TWITCH_API_URL=" + ep.API,
-		"WADDLEBOT_TWITCH_AUTH_URL=" + ep.Auth,
-		"WADDLEBOT_TWITCH_EVENTSUB_URL=" + ep.EventSub,
-	})
+	d := s.startDev(twitchEnv(t, fake))
 	if !strings.Contains(d.output(), "/connect/twitch") {
 		t.Errorf("dev's banner does not say where to connect a Twitch channel:\n%s", tail(d.output(), 2000))
 	}
