@@ -38,13 +38,8 @@ const (
 	codeUnknownUser   = 10013
 )
 
-// APIMember is the data of a member answer (the field names of
-// twitch.APIUser, so that callers read every platform alike).
-type APIMember struct {
-	ID          string `json:"id"`
-	Login       string `json:"login"`
-	DisplayName string `json:"display_name"`
-}
+// APIMember is the data of a member answer.
+type APIMember = collectors.APIMember
 
 // APIConfig configures ServeAPI.
 type APIConfig struct {
@@ -101,36 +96,17 @@ func parseMemberName(s string) (id, name string) {
 
 // Member finds a guild member by args.user_id or args.name (see OpMember).
 func (p *Platform) Member(ctx context.Context, args map[string]string) (*APIMember, *schemas.APIError) {
-	guild := strings.TrimSpace(args["server_id"])
-	if !isSnowflake(guild) {
-		return nil, &schemas.APIError{Code: "invalid", Message: "member needs args.server_id, a Discord server (guild) id"}
-	}
-	if userID := strings.TrimSpace(args["user_id"]); userID != "" {
-		if !isSnowflake(userID) {
-			return nil, &schemas.APIError{Code: "invalid", Message: fmt.Sprintf("%q is not a Discord user id", userID)}
-		}
-		return p.memberByID(ctx, guild, userID)
-	}
-	raw := args["name"]
-	if strings.TrimSpace(raw) == "" {
-		return nil, &schemas.APIError{Code: "invalid", Message: "member needs args.name or args.user_id"}
-	}
-	id, name := parseMemberName(raw)
-	if id != "" {
-		m, apiErr := p.memberByID(ctx, guild, id)
-		// A username may be all digits: an id that is no member is tried
-		// as a name.
-		if apiErr == nil || apiErr.Code != "not_found" || name == "" {
-			return m, apiErr
-		}
-	}
-	if name == "" {
-		return nil, &schemas.APIError{Code: "invalid", Message: fmt.Sprintf("%q is not a Discord user or mention", raw)}
-	}
-	if utf8.RuneCountInString(name) > maxMemberName {
-		return nil, &schemas.APIError{Code: "not_found", Message: "no member of this Discord server has that name"}
-	}
-	return p.memberByName(ctx, guild, name)
+	return collectors.MemberFinder{
+		Platform: "Discord", Server: "a Discord server (guild) id",
+		ValidServer: isSnowflake, ValidUser: isSnowflake, Parse: parseMemberName,
+		ByID: p.memberByID,
+		ByName: func(ctx context.Context, guild, name string) (*APIMember, *schemas.APIError) {
+			if utf8.RuneCountInString(name) > maxMemberName {
+				return nil, &schemas.APIError{Code: "not_found", Message: "no member of this Discord server has that name"}
+			}
+			return p.memberByName(ctx, guild, name)
+		},
+	}.Find(ctx, args)
 }
 
 // guildMember is the part of Discord's guild member object a lookup reads.

@@ -46,11 +46,7 @@ const slackbotID = "USLACKBOT"
 
 // APIMember is the data of a member answer (the field names of
 // twitch.APIUser, so that callers read every platform alike).
-type APIMember struct {
-	ID          string `json:"id"`
-	Login       string `json:"login"`
-	DisplayName string `json:"display_name"`
-}
+type APIMember = collectors.APIMember
 
 // MemberDirectoryConfig configures a MemberDirectory.
 type MemberDirectoryConfig struct {
@@ -159,30 +155,16 @@ func parseMemberName(s string) (id, name string) {
 // Member finds a workspace member by args.user_id or args.name (see
 // OpMember).
 func (d *MemberDirectory) Member(ctx context.Context, args map[string]string) (*APIMember, *schemas.APIError) {
-	team := strings.TrimSpace(args["server_id"])
-	if !teamIDRE.MatchString(team) {
-		return nil, &schemas.APIError{Code: "invalid", Message: "member needs args.server_id, a Slack workspace (team) id"}
-	}
-	if userID := strings.TrimSpace(args["user_id"]); userID != "" {
-		if !userIDRE.MatchString(userID) {
-			return nil, &schemas.APIError{Code: "invalid", Message: fmt.Sprintf("%q is not a Slack user id", userID)}
-		}
-		return d.memberByID(ctx, team, userID)
-	}
-	raw := args["name"]
-	if strings.TrimSpace(raw) == "" {
-		return nil, &schemas.APIError{Code: "invalid", Message: "member needs args.name or args.user_id"}
-	}
-	id, name := parseMemberName(raw)
-	if id != "" {
-		m, apiErr := d.memberByID(ctx, team, id)
-		if apiErr == nil || apiErr.Code != "not_found" || name == "" {
-			return m, apiErr
-		}
-	}
-	if name == "" {
-		return nil, &schemas.APIError{Code: "invalid", Message: fmt.Sprintf("%q is not a Slack user or mention", raw)}
-	}
+	return collectors.MemberFinder{
+		Platform: "Slack", Server: "a Slack workspace (team) id",
+		ValidServer: teamIDRE.MatchString, ValidUser: userIDRE.MatchString, Parse: parseMemberName,
+		ByID: d.memberByID, ByName: d.memberByName,
+	}.Find(ctx, args)
+}
+
+// memberByName finds a member of the workspace by name, from its (cached)
+// user list.
+func (d *MemberDirectory) memberByName(ctx context.Context, team, name string) (*APIMember, *schemas.APIError) {
 	users, fetched, apiErr := d.list(ctx, team, memberListTTL)
 	if apiErr != nil {
 		return nil, apiErr
