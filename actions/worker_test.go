@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -464,81 +461,10 @@ func TestSweeperPublishesCommittedButUnsentResults(t *testing.T) {
 	}
 }
 
-// tcpProxy stands between the store and PostgreSQL, so a test can take the
-// database away and give it back.
-type tcpProxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	down  bool
-	conns map[net.Conn]bool
-}
-
-func startProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	t.Cleanup(func() { ln.Close(); p.setDown(true) })
-	go p.serve()
-	return p
-}
-
-func (p *tcpProxy) serve() {
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			client.Close()
-			continue
-		}
-		server, err := net.Dial("tcp", p.target)
-		if err != nil {
-			client.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[client], p.conns[server] = true, true
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(server, client); server.Close() }()
-		go func() { _, _ = io.Copy(client, server); client.Close() }()
-	}
-}
-
-// setDown(true) refuses new connections and cuts the open ones.
-func (p *tcpProxy) setDown(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for c := range p.conns {
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0)
-			}
-			c.Close()
-		}
-		clear(p.conns)
-	}
-}
-
 func TestPostgresOutagePausesWithoutDeadLetters(t *testing.T) {
 	env := natstest.Start(t, nil)
-	dbURL := storetest.URL(t)
-	u, err := url.Parse(dbURL)
-	if err != nil || u.Host == "" {
-		t.Fatalf("this test needs a URL-form database address, got %q", dbURL)
-	}
-	proxy := startProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
-	st, err := store.Open(context.Background(), store.Config{URL: u.String(), MaxConns: 8, Logger: logging.Discard()})
+	proxy, viaProxy := storetest.StartProxy(t, storetest.URL(t))
+	st, err := store.Open(context.Background(), store.Config{URL: viaProxy, MaxConns: 8, Logger: logging.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,7 +479,7 @@ func TestPostgresOutagePausesWithoutDeadLetters(t *testing.T) {
 		return len(actionstest.RepliesTo(t, env.Conn.JS, first.ID)) == 1
 	})
 
-	proxy.setDown(true)
+	proxy.Down()
 	var during []*schemas.Invocation
 	for range 5 {
 		inv := actionstest.Invocation("counter", "count")
@@ -565,7 +491,7 @@ func TestPostgresOutagePausesWithoutDeadLetters(t *testing.T) {
 	if dls := actionstest.DeadLetters(t, env.Conn.JS, schemas.StreamCommands); len(dls) != 0 {
 		t.Fatalf("dead-lettered during the outage: %+v", dls)
 	}
-	proxy.setDown(false)
+	proxy.Up(t)
 
 	actionstest.Eventually(t, waitLong, "replies after PostgreSQL came back", func() bool {
 		for _, inv := range during {

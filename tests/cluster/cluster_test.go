@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/waddlebot/waddlebot/internal/store/storetest"
 	"github.com/waddlebot/waddlebot/schemas"
 )
 
@@ -69,7 +70,7 @@ func TestPostgresCutOffMidLoad(t *testing.T) {
 	if _, err := direct.Pool().Exec(t.Context(), `CREATE TABLE tally_effects (invocation_id uuid NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	proxy, proxied := startPGProxy(t, h.dbURL)
+	proxy, proxied := storetest.StartProxy(t, h.dbURL)
 	h.st = openStore(t, proxied, h.log)
 	h.startAll(tallyModule())
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/waddlebot/waddlebot/internal/store/storetest"
 	"github.com/waddlebot/waddlebot/schemas"
 )
 
@@ -15,7 +16,7 @@ import (
 // written once.
 func TestPostgresOutageRouterAndWorker(t *testing.T) {
 	h := newHarness(t)
-	proxy, proxied := startPGProxy(t, h.dbURL)
+	proxy, proxied := storetest.StartProxy(t, h.dbURL)
 	h.st = openStore(t, proxied, h.log)
 	tally := newEffectModule(h, "tally", "tally")
 	h.startAll(tally.module())
