@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/waddlebot/waddlebot/internal/config"
@@ -14,6 +15,9 @@ import (
 )
 
 func runBench(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "soak" {
+		return runSoak(ctx, args[1:])
+	}
 	d := bench.Defaults()
 	fs := partFlags("bench")
 	fs.IntVar(&d.Channels, "channels", d.Channels, "channels the chat is spread over")
@@ -78,3 +82,54 @@ func printReport(w io.Writer, r *bench.Report, took time.Duration) {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+// runSoak is `waddlebot bench soak`: a long paced run against a deployment
+// whose parts run as their own processes (deploy/soak/run.sh sets one up).
+func runSoak(ctx context.Context, args []string) error {
+	d := bench.SoakDefaults()
+	fs := partFlags("bench soak")
+	fs.IntVar(&d.Channels, "channels", d.Channels, "channels the chat is spread over")
+	fs.IntVar(&d.Users, "users", d.Users, "users who chat")
+	fs.Float64Var(&d.CommandShare, "command-share", d.CommandShare, "share of events that are commands (!ping)")
+	fs.IntVar(&d.Rate, "rate", d.Rate, "events per second")
+	fs.DurationVar(&d.For, "for", d.For, "how long to publish")
+	fs.DurationVar(&d.Every, "every", d.Every, "reporting interval")
+	fs.DurationVar(&d.Drain, "drain", d.Drain, "how long to wait after the last publish for the backlog to clear")
+	fs.Float64Var(&d.Flatness, "flatness", d.Flatness, "heap growth from the first to the last third still called flat (0.2: +20%)")
+	modules := fs.String("modules", strings.Join(d.Modules, ","), "modules whose WB_COMMANDS consumers to watch")
+	metrics := fs.String("metrics", "", "each part replica's /metrics: name=http://host:port,... (memory per part, deliveries)")
+	p, err := parse(fs, args, config.GroupNATS)
+	if err != nil {
+		return err
+	}
+	// Never the default URL: a soak is meant for a deployment someone
+	// names, not whatever listens on the local default port.
+	if p.Sources["NATS_URL"] == config.FromDefault {
+		return usageError("bench soak runs against a deployment: set --nats-url or WADDLEBOT_NATS_URL (deploy/soak/run.sh starts one)")
+	}
+	if d.Parts, err = bench.ParseMetricsTargets(*metrics); err != nil {
+		return usageError("%v", err)
+	}
+	d.Modules = nil
+	for _, m := range strings.Split(*modules, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			d.Modules = append(d.Modules, m)
+		}
+	}
+	d.NATSURL, d.Creds = p.NATSURL, p.NATSCreds
+	d.Progress = os.Stdout
+	d.Logger = p.log
+	if p.Sources["LOG_LEVEL"] == config.FromDefault {
+		d.Logger = quietLogger()
+	}
+	rep, err := bench.Soak(ctx, d)
+	if err != nil {
+		return err
+	}
+	bench.PrintSoak(os.Stdout, rep)
+	if !rep.Account.ExactlyOnce() {
+		return fmt.Errorf("bench soak: %d commands missing, %d duplicated, %d stray replies",
+			rep.Account.Missing, rep.Account.Duplicated, rep.Account.Unexpected)
+	}
+	return nil
+}
