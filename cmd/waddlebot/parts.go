@@ -238,6 +238,9 @@ func serve(d *daemon.Daemon, srv *ops.Server, p parsed) (string, error) {
 	if p.Sources["HTTP_ADDR"] == config.FromDefault {
 		tries = 20
 	}
+	if p.Pprof {
+		srv.ServeProfiles()
+	}
 	addr, err := srv.ListenFrom(p.HTTPAddr, tries)
 	if err != nil {
 		return "", err

@@ -41,7 +41,9 @@ type Config struct {
 	CreateDatabase  bool
 	DataDir         string
 	HTTPAddr        string
-	SecretKey       string
+	// Pprof serves /debug/pprof/ on the HTTP server.
+	Pprof     bool
+	SecretKey string
 	// SecretKeyPrevious still decrypts secrets during a key rotation.
 	SecretKeyPrevious string
 
@@ -326,6 +328,8 @@ func Table() []Setting {
 			func(c *Config) *bool { return &c.CreateDatabase }),
 		str("DATA_DIR", GroupData, ".waddlebot", "directory for dev's NATS store, its NATS URL file and its generated secret key",
 			func(c *Config) *string { return &c.DataDir }),
+		boolean("PPROF", GroupHTTP, false, "serve Go's profiles at /debug/pprof/ on the HTTP server (heap and CPU profiles of a running part; keep the server private)",
+			func(c *Config) *bool { return &c.Pprof }),
 		str("HTTP_ADDR", GroupHTTP, "127.0.0.1:8080", "address of the HTTP server (/healthz, /readyz, /metrics; pages in dev); port 0 picks a free one",
 			func(c *Config) *string { return &c.HTTPAddr }),
 		secret("SECRET_KEY", GroupSecrets, "", "base64 of 32 random bytes: the AES-256-GCM key for secrets at rest (dev generates one into its data dir)",

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -46,6 +47,17 @@ func New(log *slog.Logger) *Server {
 
 // Handle mounts a handler.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// ServeProfiles adds Go's profiles at /debug/pprof/ (a part's heap or CPU
+// profile while it runs); off unless the operator asks, since they show
+// the process's insides.
+func (s *Server) ServeProfiles() {
+	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+}
 
 // AddCheck makes /readyz depend on a part.
 func (s *Server) AddCheck(name string, c Check) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -74,5 +75,20 @@ func TestListenFromSkipsTakenPort(t *testing.T) {
 	var opErr *net.OpError
 	if _, err := New(logging.Discard()).Listen(taken.Addr().String()); !errors.As(err, &opErr) {
 		t.Fatalf("Listen on a taken port: %v", err)
+	}
+}
+
+// Profiles are served only when asked for.
+func TestServeProfiles(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		s := New(logging.Discard())
+		if on {
+			s.ServeProfiles()
+		}
+		rec := httptest.NewRecorder()
+		s.mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/pprof/heap", nil))
+		if got := rec.Code == http.StatusOK; got != on {
+			t.Errorf("profiles on %v: GET /debug/pprof/heap = %d", on, rec.Code)
+		}
 	}
 }
