@@ -23,7 +23,8 @@ func (p *Portal) newAPI() (http.Handler, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return restapi.New(ctx, restapi.Config{Store: p.st, Conn: p.cfg.Conn, RateLimit: p.cfg.APIRateLimit,
-		RateWindow: p.cfg.APIRateWindow, Clock: p.cfg.Clock, Logger: p.cfg.Logger})
+		RateWindow: p.cfg.APIRateWindow, Clock: p.cfg.Clock, Logger: p.cfg.Logger,
+		PublicURL: p.publicURL, NATSAuthDir: p.cfg.NATSAuthDir, DevWebhooks: p.cfg.DevSignIn})
 }
 
 func (p *Portal) mountAPI(srv *ops.Server) {

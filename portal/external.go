@@ -214,7 +214,7 @@ func (p *Portal) addExternal(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadRequest, "Choose how the module is reached: nats or webhook.")
 		return
 	}
-	err = p.st.AddExternalModule(r.Context(), actor(ps), m, d.Form.Kind, d.Form.URL, secret)
+	err = p.st.AddExternalModule(r.Context(), actor(ps), m, d.Form.Kind, d.Form.URL, secret, from(r, ps))
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		refuse(http.StatusConflict, fmt.Sprintf("%s is a built-in module; choose another name.", m.Name))
@@ -239,7 +239,7 @@ func (p *Portal) removeExternal(w http.ResponseWriter, r *http.Request) {
 			Error: fmt.Sprintf("Type the module's name, %s, to confirm removing it.", name)})
 		return
 	}
-	err := p.st.RemoveExternalModule(r.Context(), actor(ps), name)
+	err := p.st.RemoveExternalModule(r.Context(), actor(ps), name, from(r, ps))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		p.renderExternal(w, r, http.StatusNotFound, &externalData{Error: "There is no such external module."})

@@ -137,7 +137,7 @@ func TestExternalPageIsForSuperAdminsOnly(t *testing.T) {
 	if _, page := x.boss.get(x.e.url + "/portal/"); !strings.Contains(page, `href="/portal/admin/external"`) {
 		t.Fatal("super-admin not offered the external modules page")
 	}
-	if err := x.e.st.AddExternalModule(ctx, "t", schemas.Manifest{Name: "bridge", Version: "1.0.0", External: true}, store.ExternalNATS, "", nil); err != nil {
+	if err := x.e.st.AddExternalModule(ctx, "t", schemas.Manifest{Name: "bridge", Version: "1.0.0", External: true}, store.ExternalNATS, "", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if status, _ := x.pleb.get(x.base); status != http.StatusForbidden {
@@ -162,7 +162,7 @@ func TestExternalPageIsForSuperAdminsOnly(t *testing.T) {
 
 func TestExternalFormsNeedCSRF(t *testing.T) {
 	x := newExtEnv(t, func(c *portal.Config) { c.NATSAuthDir = t.TempDir() })
-	if err := x.e.st.AddExternalModule(ctx, "t", schemas.Manifest{Name: "bridge", Version: "1.0.0", External: true}, store.ExternalNATS, "", nil); err != nil {
+	if err := x.e.st.AddExternalModule(ctx, "t", schemas.Manifest{Name: "bridge", Version: "1.0.0", External: true}, store.ExternalNATS, "", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	for name, token := range map[string]string{"missing": "", "wrong": "not-the-token"} {
@@ -378,7 +378,7 @@ func TestExternalMintRefusedWithoutKeys(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			d := dir(t)
 			x := newExtEnv(t, func(c *portal.Config) { c.NATSAuthDir = d })
-			if err := x.e.st.AddExternalModule(ctx, "t", schemas.Manifest{Name: "bridge", Version: "1.0.0", External: true}, store.ExternalNATS, "", nil); err != nil {
+			if err := x.e.st.AddExternalModule(ctx, "t", schemas.Manifest{Name: "bridge", Version: "1.0.0", External: true}, store.ExternalNATS, "", nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			status, h, body := postRaw(t, x.boss, x.base+"/bridge/creds", url.Values{"csrf": {x.bt}})

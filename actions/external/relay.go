@@ -53,7 +53,14 @@ type Config struct {
 	Concurrency    int             // per module; default 16
 	// Refresh is how often the list of external modules is read again
 	// (a wb.control.registry notice makes it happen at once). Default 30s.
-	Refresh    time.Duration
+	Refresh time.Duration
+	// HeartbeatEvery is how often the heartbeat of each served module is
+	// written; it must stay well inside the heartbeat bucket's TTL. Default
+	// 10s.
+	HeartbeatEvery time.Duration
+	// InstanceID names this relay replica in its heartbeats; default
+	// relay-<host>-<pid>-<random>.
+	InstanceID string
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 }
@@ -86,6 +93,7 @@ func (r *Relay) Ready() bool {
 type moduleLoop struct {
 	kind   string
 	url    string
+	health *moduleHealth
 	cancel context.CancelFunc
 	done   chan struct{}
 	loop   atomic.Pointer[consume.Loop]
@@ -116,6 +124,12 @@ func New(cfg Config) (*Relay, error) {
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = 30 * time.Second
+	}
+	if cfg.HeartbeatEvery <= 0 {
+		cfg.HeartbeatEvery = 10 * time.Second
+	}
+	if cfg.InstanceID == "" {
+		cfg.InstanceID = defaultInstanceID()
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{}
@@ -149,6 +163,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("external: unable to open bucket %s: %w", streams.BucketFailures, err)
 	}
+	beats, err := js.KeyValue(ctx, streams.BucketHeartbeats)
+	if err != nil {
+		return fmt.Errorf("external: unable to open bucket %s: %w", streams.BucketHeartbeats, err)
+	}
 	cons, err := streams.EnsureConsumer(ctx, js, schemas.StreamResults, streams.RelayConsumer(r.cfg.AckWait))
 	if err != nil {
 		return fmt.Errorf("external: %w", err)
@@ -174,7 +192,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.results.Store(results)
 	wg.Go(func() { _ = results.Run(ctx); r.results.Store(nil) })
 	wg.Go(func() { r.prune(ctx) })
-	r.sync(ctx, js, failures)
+	r.sync(ctx, js, failures, beats)
 	tick := time.NewTicker(r.cfg.Refresh)
 	defer tick.Stop()
 	r.log.Info("external: relay serving")
@@ -182,9 +200,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
-			r.sync(ctx, js, failures)
+			r.sync(ctx, js, failures, beats)
 		case <-refresh:
-			r.sync(ctx, js, failures)
+			r.sync(ctx, js, failures, beats)
 		}
 	}
 	r.mu.Lock()
@@ -218,7 +236,7 @@ func (r *Relay) prune(ctx context.Context) {
 
 // sync starts a loop for each newly registered module and stops the loops
 // of removed (or changed) ones.
-func (r *Relay) sync(ctx context.Context, js jetstream.JetStream, failures jetstream.KeyValue) {
+func (r *Relay) sync(ctx context.Context, js jetstream.JetStream, failures, beats jetstream.KeyValue) {
 	mods, err := r.cfg.Store.ExternalModules(ctx)
 	if err != nil {
 		r.log.Warn("external: unable to list external modules", logging.Err(err))
@@ -246,10 +264,10 @@ func (r *Relay) sync(ctx context.Context, js jetstream.JetStream, failures jetst
 			continue
 		}
 		mctx, cancel := context.WithCancel(ctx)
-		ml := &moduleLoop{kind: m.Kind, url: m.URL, cancel: cancel, done: make(chan struct{})}
-		h := r.natsHandler(name)
+		ml := &moduleLoop{kind: m.Kind, url: m.URL, health: newHealth(), cancel: cancel, done: make(chan struct{})}
+		h := r.natsHandler(name, ml.health)
 		if m.Kind == store.ExternalWebhook {
-			h = r.webhookHandler(name, m.URL)
+			h = r.webhookHandler(name, m.URL, ml.health)
 		}
 		log := r.log.With(logging.KeyModule, name)
 		loop := consume.New(js, cons, failures, h, consume.Config{
@@ -263,6 +281,7 @@ func (r *Relay) sync(ctx context.Context, js jetstream.JetStream, failures jetst
 			_ = loop.Run(mctx)
 			ml.loop.Store(nil)
 		})
+		r.loopsRun.Go(func() { r.heartbeat(mctx, beats, name, m.Manifest.Version, ml.health, ml.done) })
 		log.Info("external: serving module", "kind", m.Kind)
 	}
 }
@@ -283,7 +302,7 @@ func decodeInvocation(data []byte, module string) (*schemas.Invocation, error) {
 
 // natsHandler hands one invocation to a NATS module and waits for its
 // result to be relayed (by this replica or another).
-func (r *Relay) natsHandler(module string) consume.Handler {
+func (r *Relay) natsHandler(module string, health *moduleHealth) consume.Handler {
 	subject := natsauth.ExternalInvokeSubject(module)
 	return func(ctx context.Context, msg jetstream.Msg) error {
 		inv, err := decodeInvocation(msg.Data(), module)
@@ -315,9 +334,11 @@ func (r *Relay) natsHandler(module string) consume.Handler {
 		for {
 			select {
 			case <-ch:
+				health.answered()
 				return nil
 			case <-poll.C:
 				if ok, err := r.cfg.Store.PendingAnswered(ctx, inv.ID); err == nil && ok {
+					health.answered()
 					return nil
 				}
 			case <-timeout.C:
@@ -327,8 +348,10 @@ func (r *Relay) natsHandler(module string) consume.Handler {
 					r.log.Warn("external: unable to close an invocation's window", logging.KeyID, inv.ID, logging.Err(err))
 				}
 				if ok, err := r.cfg.Store.PendingAnswered(ctx, inv.ID); err == nil && ok {
+					health.answered()
 					return nil
 				}
+				health.missed()
 				return fmt.Errorf("external: module %s sent no result for invocation %s within %s", module, inv.ID, r.cfg.ResultTimeout)
 			case <-ctx.Done():
 				return consume.Defer(0, "relay shutting down")
@@ -456,7 +479,7 @@ func (r *Relay) publish(ctx context.Context, msgs []store.OutMessage) error {
 }
 
 // webhookHandler POSTs one invocation to a webhook module.
-func (r *Relay) webhookHandler(module, url string) consume.Handler {
+func (r *Relay) webhookHandler(module, url string, health *moduleHealth) consume.Handler {
 	return func(ctx context.Context, msg jetstream.Msg) error {
 		inv, err := decodeInvocation(msg.Data(), module)
 		if err != nil {
@@ -483,6 +506,7 @@ func (r *Relay) webhookHandler(module, url string) consume.Handler {
 		resp, err := r.cfg.HTTPClient.Do(req)
 		if err != nil {
 			// Timeouts and refused connections: the module's failure, retried.
+			health.missed()
 			return fmt.Errorf("external: module %s: unable to call webhook: %w", module, err)
 		}
 		defer resp.Body.Close()
@@ -491,9 +515,17 @@ func (r *Relay) webhookHandler(module, url string) consume.Handler {
 			return fmt.Errorf("external: module %s: unable to read the webhook's answer: %w", module, err)
 		}
 		switch {
-		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
+		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout:
+			health.missed()
 			return fmt.Errorf("external: module %s: webhook answered %s", module, resp.Status)
-		case resp.StatusCode >= 300:
+		case resp.StatusCode == http.StatusTooManyRequests:
+			// Busy, not down: it answered.
+			health.answered()
+			return fmt.Errorf("external: module %s: webhook answered %s", module, resp.Status)
+		}
+		// Any other answer, even a refusal, shows the module is up.
+		health.answered()
+		if resp.StatusCode >= 300 {
 			return consume.Permanent(fmt.Errorf("external: module %s: webhook answered %s: %s", module, resp.Status, clip(data)))
 		}
 		var res *schemas.Result

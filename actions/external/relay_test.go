@@ -100,7 +100,7 @@ func manifest(name string) schemas.Manifest {
 func (r *rig) add(name, kind, url string, secret []byte) {
 	r.t.Helper()
 	ctx := context.Background()
-	if err := r.st.AddExternalModule(ctx, "test", manifest(name), kind, url, secret); err != nil {
+	if err := r.st.AddExternalModule(ctx, "test", manifest(name), kind, url, secret, nil); err != nil {
 		r.t.Fatal(err)
 	}
 	if err := r.st.SetModule(ctx, "test", r.community.ID, name, true, nil); err != nil {

@@ -90,7 +90,7 @@ func runExternal(ctx context.Context, args []string) error {
 		}
 		return tw.Flush()
 	case p.args[0] == "remove" && len(p.args) == 2:
-		if err := st.RemoveExternalModule(ctx, cliActor(), p.args[1]); err != nil {
+		if err := st.RemoveExternalModule(ctx, cliActor(), p.args[1], map[string]any{"from": "cli"}); err != nil {
 			return err
 		}
 		announceRegistry(ctx, p, p.args[1])
@@ -129,7 +129,7 @@ func externalAdd(ctx context.Context, p parsed, st *store.Store, kind, path, hoo
 	default:
 		return usageError(externalUsage)
 	}
-	if err := st.AddExternalModule(ctx, cliActor(), m, kind, hookURL, secret); err != nil {
+	if err := st.AddExternalModule(ctx, cliActor(), m, kind, hookURL, secret, map[string]any{"from": "cli"}); err != nil {
 		return err
 	}
 	announceRegistry(ctx, p, m.Name)

@@ -180,6 +180,11 @@ func (s *Setup) ServerConfig() string {
 type Permissions struct {
 	Pub []string
 	Sub []string
+	// Responses lets the user answer each request it receives once, on the
+	// request's own reply subject, without a publish right on _INBOX.> (which
+	// would let it write into any part's inbox). Parts that serve wb.api
+	// lookups need it.
+	Responses bool
 }
 
 func (p *Permissions) pub(s ...string) { p.Pub = append(p.Pub, s...) }
@@ -220,6 +225,10 @@ func (s *Setup) MintUser(name string, p Permissions) ([]byte, error) {
 	}
 	if len(uc.Sub.Allow) == 0 {
 		uc.Sub.Deny.Add(">")
+	}
+	if p.Responses {
+		// One reply per request, within the server's default window.
+		uc.Resp = &jwt.ResponsePermission{MaxMsgs: 1}
 	}
 	token, err := uc.Encode(s.signing)
 	if err != nil {

@@ -93,6 +93,9 @@ func CollectorPermissions(platform string) Permissions {
 	p.pub(schemas.SubjectEvents + "." + platform + ".>")
 	p.consumer(schemas.StreamReplies, streams.SenderConsumer(platform))
 	p.sub("wb.api." + platform + ".>")
+	// Answering a lookup publishes to the asker's inbox, which no
+	// publish right covers.
+	p.Responses = true
 	p.kv(streams.BucketLeases)
 	p.kv(streams.BucketWindows)
 	p.kv(streams.BucketFailures)

@@ -123,6 +123,8 @@ func TestPartsRefusedOutsideScope(t *testing.T) {
 			consumersNo: []cons{{schemas.StreamCommands, "core"}, {schemas.StreamEvents, streams.ConsumerRouter},
 				{schemas.StreamReplies, streams.SenderConsumer("discord")}},
 		},
+		collectorScope("discord", "slack"),
+		collectorScope("slack", "discord"),
 		{
 			name: "core action", perms: natsauth.ActionPermissions("core"),
 			sentinel: "wb.reply.console.main", allowedSub: "wb.control.registry",
@@ -308,6 +310,10 @@ func TestPartsWorkWithinScope(t *testing.T) {
 	}
 	if dls := natstest.Decode[schemas.DeadLetter](t, env.Admin.JS, schemas.StreamDLQ, ""); len(dls) != 0 {
 		t.Fatalf("dead letters: %s: %s", dls[0].Subject, dls[0].Reason)
+	}
+
+	for _, platform := range []string{schemas.PlatformDiscord, schemas.PlatformSlack} {
+		t.Run(platform+" collector", func(t *testing.T) { collectorWithinScope(t, env, platform) })
 	}
 
 	t.Run("portal", func(t *testing.T) {

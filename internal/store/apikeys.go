@@ -23,11 +23,17 @@ const (
 	ScopeAliasesWrite     = "aliases:write"
 	ScopeAuditRead        = "audit:read"
 	ScopeAI               = "ai"
+	ScopeChannelsWrite    = "channels:write"
+	ScopeContentWrite     = "content:write"
+	ScopeOverlaysWrite    = "overlays:write"
+	ScopeUsersAdmin       = "users:admin"
+	ScopeExternalAdmin    = "external:admin"
 )
 
 // APIScopes lists every scope a key may hold.
 var APIScopes = []string{ScopeCommunitiesRead, ScopeCommunitiesWrite, ScopeModulesRead, ScopeModulesWrite,
-	ScopeAliasesWrite, ScopeAuditRead, ScopeAI}
+	ScopeAliasesWrite, ScopeAuditRead, ScopeAI, ScopeChannelsWrite, ScopeContentWrite, ScopeOverlaysWrite,
+	ScopeUsersAdmin, ScopeExternalAdmin}
 
 // ValidAPIScope reports whether s is a known scope.
 func ValidAPIScope(s string) bool {

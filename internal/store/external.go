@@ -35,7 +35,9 @@ type ExternalModule struct {
 // catalogue (builtin = false), how it is reached, and for a webhook its
 // secret, encrypted; audited, all in one transaction. Communities keep it
 // off until an owner enables it (the manifest must not say otherwise).
-func (s *Store) AddExternalModule(ctx context.Context, actor string, m schemas.Manifest, kind, url string, secret []byte) error {
+// details says where the change came from (the portal's IP, "cli") and is
+// merged into the audit entry.
+func (s *Store) AddExternalModule(ctx context.Context, actor string, m schemas.Manifest, kind, url string, secret []byte, details map[string]any) error {
 	if !m.External {
 		return fmt.Errorf("%w: module %s: an external module's manifest must say \"external\": true", schemas.ErrInvalid, m.Name)
 	}
@@ -94,14 +96,15 @@ func (s *Store) AddExternalModule(ctx context.Context, actor string, m schemas.M
 		} else if _, err := tx.Exec(ctx, `DELETE FROM secrets WHERE owner = $1 AND name = $2`, SecretOwnerExternal, m.Name); err != nil {
 			return fmt.Errorf("store: unable to delete secret of %s: %w", m.Name, err)
 		}
-		return s.Audit(ctx, tx, AuditEntry{Actor: actor, Action: "external.add", Target: m.Name, Details: map[string]any{
-			"before": before, "after": map[string]any{"kind": kind, "url": url, "version": m.Version}}})
+		return s.Audit(ctx, tx, AuditEntry{Actor: actor, Action: "external.add", Target: m.Name,
+			Details: withBeforeAfter(details, before, map[string]any{"kind": kind, "url": url, "version": m.Version})})
 	})
 }
 
 // RemoveExternalModule deletes an external module from the catalogue with
-// its secret and its community choices; audited.
-func (s *Store) RemoveExternalModule(ctx context.Context, actor, name string) error {
+// its secret and its community choices; audited with details, as for
+// AddExternalModule.
+func (s *Store) RemoveExternalModule(ctx context.Context, actor, name string, details map[string]any) error {
 	return s.InTx(ctx, func(tx pgx.Tx) error {
 		var kind, url string
 		err := tx.QueryRow(ctx, `SELECT kind, url FROM external_modules WHERE name = $1`, name).Scan(&kind, &url)
@@ -121,8 +124,8 @@ func (s *Store) RemoveExternalModule(ctx context.Context, actor, name string) er
 				return fmt.Errorf("store: unable to remove external module %s: %w", name, err)
 			}
 		}
-		return s.Audit(ctx, tx, AuditEntry{Actor: actor, Action: "external.remove", Target: name, Details: map[string]any{
-			"before": map[string]any{"kind": kind, "url": url}, "after": nil}})
+		return s.Audit(ctx, tx, AuditEntry{Actor: actor, Action: "external.remove", Target: name,
+			Details: withBeforeAfter(details, map[string]any{"kind": kind, "url": url}, nil)})
 	})
 }
 

@@ -47,7 +47,7 @@ func TestAddExternalModule(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.AddExternalModule(ctx, "tester", tc.m, tc.kind, tc.url, tc.secret)
+			err := s.AddExternalModule(ctx, "tester", tc.m, tc.kind, tc.url, tc.secret, map[string]any{"ip": "192.0.2.7"})
 			if tc.wantErr == nil && err != nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err %v, want %v", err, tc.wantErr)
 			}
@@ -63,13 +63,13 @@ func TestAddExternalModule(t *testing.T) {
 	if secret, err := s.Secret(ctx, store.SecretOwnerExternal, "hook"); err != nil || string(secret) != "k" {
 		t.Fatalf("secret %q %v", secret, err)
 	}
-	if err := s.RemoveExternalModule(ctx, "tester", "hook"); err != nil {
+	if err := s.RemoveExternalModule(ctx, "tester", "hook", map[string]any{"from": "cli"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Secret(ctx, store.SecretOwnerExternal, "hook"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("secret survived removal: %v", err)
 	}
-	if err := s.RemoveExternalModule(ctx, "tester", "core"); !errors.Is(err, store.ErrNotFound) {
+	if err := s.RemoveExternalModule(ctx, "tester", "core", nil); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("removing a built-in: %v", err)
 	}
 	log, _, err := s.SiteAudit(ctx, store.AuditFilter{ActionPrefix: "external.", Limit: 50})
@@ -79,6 +79,17 @@ func TestAddExternalModule(t *testing.T) {
 	actions := map[string]int{}
 	for _, e := range log {
 		actions[e.Action]++
+		// Where the change came from is kept beside before and after.
+		switch e.Action {
+		case "external.add":
+			if e.Details["ip"] != "192.0.2.7" || e.Details["after"] == nil {
+				t.Errorf("add audit details %v, want the ip and the after state", e.Details)
+			}
+		case "external.remove":
+			if e.Details["from"] != "cli" || e.Details["before"] == nil {
+				t.Errorf("remove audit details %v, want from cli and the before state", e.Details)
+			}
+		}
 	}
 	if actions["external.add"] != 2 || actions["external.remove"] != 1 {
 		t.Fatalf("audit %v", actions)

@@ -66,6 +66,14 @@ type Config struct {
 	RateWindow time.Duration // default DefaultRateWindow
 	Clock      clock.Clock
 	Logger     *slog.Logger
+	// PublicURL prefixes the browser-source URLs a rotation returns.
+	PublicURL string
+	// NATSAuthDir holds the keys of `waddlebot nats-config`; "" refuses
+	// minting external modules' credentials.
+	NATSAuthDir string
+	// DevWebhooks lets webhook modules use plain http to localhost, as
+	// `waddlebot dev` does.
+	DevWebhooks bool
 }
 
 // Server serves the API.
@@ -114,7 +122,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	} else {
 		s.limiter = &memLimiter{now: cfg.Clock.Now, hits: map[string][]time.Time{}}
 	}
-	s.routes = s.table()
+	s.routes = append(s.table(), s.moreRoutes()...)
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
 		s.mux.HandleFunc(rt.Method+" "+Base+rt.Path, s.serve(rt))

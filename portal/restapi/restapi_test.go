@@ -56,7 +56,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	}
 	if !o.noNATS {
 		nt := natstest.Start(t, nil)
-		sub, err := nt.Conn.NC.Subscribe(schemas.SubjectControl+".community.>", func(m *nats.Msg) {
+		sub, err := nt.Conn.NC.Subscribe(schemas.SubjectControl+".>", func(m *nats.Msg) {
 			e.mu.Lock()
 			e.notice[m.Subject]++
 			e.mu.Unlock()
@@ -256,6 +256,26 @@ func everyRoute(e *env, id string) [][3]string {
 		{"PUT", c + "/aliases/hi", `{"target":"hello"}`},
 		{"DELETE", c + "/aliases/hi", ""},
 		{"GET", c + "/audit", ""},
+		{"POST", c + "/channels", `{"platform":"twitch","channel_id":"1"}`},
+		{"DELETE", c + "/channels/twitch/1", ""},
+		{"POST", c + "/claim", ""},
+		{"GET", c + "/quotes", ""},
+		{"POST", c + "/quotes", `{"text":"hi"}`},
+		{"DELETE", c + "/quotes/1", ""},
+		{"GET", c + "/reputation", ""},
+		{"GET", c + "/browser-sources", ""},
+		{"POST", c + "/browser-sources/alerts/rotate", ""},
+		{"PUT", c + "/browser-sources/alerts/look", `{"theme":"dark","font_size":20,"width":800,"height":200}`},
+		{"PUT", c + "/modules/greet/secrets/api_key_secret", `{"value":"x"}`},
+		{"DELETE", c + "/modules/greet/secrets/api_key_secret", ""},
+		{"GET", "/api/v1/admin/users", ""},
+		{"PUT", "/api/v1/admin/users/" + e.mod.ID + "/super-admin", `{"value":false}`},
+		{"PUT", "/api/v1/admin/users/" + e.mod.ID + "/disabled", `{"value":false}`},
+		{"GET", "/api/v1/admin/audit", ""},
+		{"GET", "/api/v1/admin/external", ""},
+		{"POST", "/api/v1/admin/external", `{"manifest":{},"kind":"nats"}`},
+		{"DELETE", "/api/v1/admin/external/x", ""},
+		{"POST", "/api/v1/admin/external/x/creds", ""},
 	}
 }
 
@@ -692,7 +712,12 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 		if op["responses"] == nil || op["operationId"] == nil {
 			t.Fatalf("%s %s lacks responses or operationId", rt[0], rt[1])
 		}
-		if rt[0] == "POST" || rt[0] == "PUT" || rt[0] == "PATCH" {
+		// Actions (claim, rotate, mint) are POSTs that take no body.
+		action := strings.HasSuffix(rt[1], "/claim") || strings.HasSuffix(rt[1], "/rotate") || strings.HasSuffix(rt[1], "/creds")
+		if rt[0] == "POST" && action && op["requestBody"] != nil {
+			t.Fatalf("%s %s documents a body it does not read", rt[0], rt[1])
+		}
+		if (rt[0] == "POST" && !action) || rt[0] == "PUT" || rt[0] == "PATCH" {
 			if op["requestBody"] == nil {
 				t.Fatalf("%s %s lacks a request body", rt[0], rt[1])
 			}
