@@ -288,29 +288,6 @@ type reputationData struct {
 	Leaders []leaderRow
 }
 
-// reputationPoints is the score the reputation module shows for a raw
-// total: clamped to MinScore..MaxScore, whole points rounded down.
-func reputationPoints(total int64) int {
-	lowest := int64(reputation.MinScore-reputation.DefaultScore) * 100
-	highest := int64(reputation.MaxScore-reputation.DefaultScore) * 100
-	return int((int64(reputation.DefaultScore)*100 + min(max(total, lowest), highest)) / 100)
-}
-
-// reputationTier names a score as the reputation module does.
-func reputationTier(score int) string {
-	switch {
-	case score >= 800:
-		return "exceptional"
-	case score >= 740:
-		return "very good"
-	case score >= 670:
-		return "good"
-	case score >= 580:
-		return "fair"
-	}
-	return "poor"
-}
-
 func (p *Portal) reputationPage(w http.ResponseWriter, r *http.Request) {
 	a, ok := p.community(w, r, store.RoleModerator)
 	if !ok {
@@ -323,7 +300,7 @@ func (p *Portal) reputationPage(w http.ResponseWriter, r *http.Request) {
 	}
 	d := reputationData{Access: a}
 	for i, row := range rows {
-		score := reputationPoints(row.Total)
+		score := reputation.Points(row.Total)
 		name := row.DisplayName
 		if name == "" {
 			name = row.Subject
@@ -333,7 +310,7 @@ func (p *Portal) reputationPage(w http.ResponseWriter, r *http.Request) {
 		if i > 0 && d.Leaders[i-1].Score == score {
 			rank = d.Leaders[i-1].Rank
 		}
-		d.Leaders = append(d.Leaders, leaderRow{Rank: rank, Name: name, Score: score, Tier: reputationTier(score)})
+		d.Leaders = append(d.Leaders, leaderRow{Rank: rank, Name: name, Score: score, Tier: reputation.Tier(score)})
 	}
 	p.render(w, r, sessionOf(r.Context()), http.StatusOK, "reputation", "Reputation in "+a.Community.Name, d)
 }

@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
-	"net/url"
-	"slices"
 	"strings"
 	"sync"
 
@@ -24,9 +20,8 @@ import (
 	"github.com/waddlebot/waddlebot/schemas"
 )
 
-// maxManifestBytes bounds a pasted or uploaded manifest; real ones are a
-// few kilobytes, and the whole form is capped a little above it.
-const maxManifestBytes = 256 << 10
+// maxManifestBytes bounds a pasted or uploaded manifest.
+const maxManifestBytes = external.MaxManifestBytes
 
 // builtinNames are refused as external modules even before the built-in
 // modules first upsert their manifests into a fresh catalogue.
@@ -100,57 +95,6 @@ func (p *Portal) limitForm(n int64, h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// parseManifest reads a manifest strictly: a misspelt field is an error
-// rather than a setting silently dropped.
-func parseManifest(doc []byte) (schemas.Manifest, error) {
-	var m schemas.Manifest
-	if len(bytes.TrimSpace(doc)) == 0 {
-		return m, errors.New("paste the module's manifest (JSON) or choose its file")
-	}
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return m, fmt.Errorf("the manifest is not valid JSON for a manifest: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return m, errors.New("the manifest has something after its closing brace")
-	}
-	// Registering here is what makes a module external; the store refuses
-	// one that is on by default.
-	m.External = true
-	if slices.Contains(builtinNames(), m.Name) {
-		return m, fmt.Errorf("%q is the name of a built-in module; choose another name", m.Name)
-	}
-	if err := m.Validate(); err != nil {
-		return m, err
-	}
-	if m.DefaultEnabled {
-		return m, errors.New(`external modules are off until a community enables them: remove "default_enabled"`)
-	}
-	return m, nil
-}
-
-// checkWebhookURL accepts https, and plain http only to this machine when
-// the portal runs in dev (where nothing leaves the host).
-func checkWebhookURL(raw string, dev bool) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
-		return errors.New("the webhook URL must be an absolute https:// URL without credentials or fragment")
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		ip := net.ParseIP(host)
-		if dev && (host == "localhost" || (ip != nil && ip.IsLoopback())) {
-			return nil
-		}
-		return errors.New("the webhook URL must use https (plain http is allowed only to localhost in waddlebot dev)")
-	}
-	return errors.New("the webhook URL must use https")
-}
-
 // manifestInput is the uploaded file when one was chosen, else the pasted text.
 func manifestInput(r *http.Request) ([]byte, error) {
 	if f, _, err := r.FormFile("manifest_file"); err == nil {
@@ -190,7 +134,11 @@ func (p *Portal) addExternal(w http.ResponseWriter, r *http.Request) {
 	if d.Form.Manifest == "" {
 		d.Form.Manifest = string(doc)
 	}
-	m, err := parseManifest(doc)
+	if len(bytes.TrimSpace(doc)) == 0 {
+		refuse(http.StatusBadRequest, "The manifest was refused: paste the module's manifest (JSON) or choose its file")
+		return
+	}
+	m, err := external.ParseManifest(doc, builtinNames())
 	if err != nil {
 		refuse(http.StatusBadRequest, "The manifest was refused: "+err.Error())
 		return
@@ -203,7 +151,7 @@ func (p *Portal) addExternal(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case store.ExternalWebhook:
-		if err := checkWebhookURL(d.Form.URL, p.cfg.DevSignIn); err != nil {
+		if err := external.CheckWebhookURL(d.Form.URL, p.cfg.DevSignIn); err != nil {
 			refuse(http.StatusBadRequest, "The URL was refused: "+err.Error()+".")
 			return
 		}

@@ -136,22 +136,6 @@ func TestParseSeconds(t *testing.T) {
 	}
 }
 
-func TestReputationPointsAndTiers(t *testing.T) {
-	for _, c := range []struct {
-		total int64
-		score int
-		tier  string
-	}{
-		{0, 600, "fair"}, {-2001, 579, "poor"}, {-1, 599, "fair"}, {99999, 850, "exceptional"}, {-99999, 300, "poor"},
-		{7000, 670, "good"}, {13999, 739, "good"}, {14000, 740, "very good"}, {20000, 800, "exceptional"},
-	} {
-		s := reputationPoints(c.total)
-		if s != c.score || reputationTier(s) != c.tier {
-			t.Errorf("%d: %d %s, want %d %s", c.total, s, reputationTier(s), c.score, c.tier)
-		}
-	}
-}
-
 func TestQuoteProblem(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"fine\ttext", ""}, {"a\nb", "control character"}, {"\xff", "UTF-8"}, {strings.Repeat("é", 11), "the most is 10"},

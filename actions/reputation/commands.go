@@ -81,7 +81,7 @@ func (m *module) rep(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (s
 		}
 		if !found {
 			return fmt.Sprintf("%s: %d (%s). Nothing recorded yet; chatting, following and subscribing raise it.",
-				clip(self.display, 25), DefaultScore, tier(DefaultScore)), nil
+				clip(self.display, 25), DefaultScore, Tier(DefaultScore)), nil
 		}
 		return describe(clip(inv.Event.User.Name(), 25), s), nil
 	case 1:
@@ -112,7 +112,7 @@ func (m *module) rep(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (s
 }
 
 func describe(name string, s standing) string {
-	return fmt.Sprintf("%s: %d (%s), #%d of %d here.", name, s.score, tier(s.score), s.rank, s.of)
+	return fmt.Sprintf("%s: %d (%s), #%d of %d here.", name, s.score, Tier(s.score), s.rank, s.of)
 }
 
 // top serves `!top [n]`.
@@ -184,10 +184,10 @@ func (m *module) adjust(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx)
 	}
 	if err := m.st.Audit(ctx, tx, store.AuditEntry{CommunityID: inv.Community.ID, Actor: actor, Action: "reputation.adjust",
 		Target: who.subject, Details: map[string]any{"login": who.login, "platform": who.platform, "points": a.points,
-			"applied": float64(r.applied) / 100, "reason": a.reason, "before": points(r.before), "after": points(r.after)}}); err != nil {
+			"applied": float64(r.applied) / 100, "reason": a.reason, "before": Points(r.before), "after": Points(r.after)}}); err != nil {
 		return "", fmt.Errorf("reputation: unable to audit the adjustment: %w", err)
 	}
-	before, after := points(r.before), points(r.after)
+	before, after := Points(r.before), Points(r.after)
 	text := fmt.Sprintf("%s's reputation: %d → %d (%+d: %s).", a.who.shown, before, after, a.points, a.reason)
 	if after-before != a.points {
 		text = fmt.Sprintf("%s's reputation: %d → %d (%+d asked; scores run from %d to %d: %s).", a.who.shown, before, after, a.points, MinScore, MaxScore, a.reason)

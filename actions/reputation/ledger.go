@@ -22,11 +22,13 @@ const (
 
 func clamp(v int64) int64 { return min(max(v, lowest), highest) }
 
-// points is the score shown for a total: whole points, rounded down.
-func points(total int64) int { return int((DefaultScore*100 + clamp(total)) / 100) }
+// Points is the score shown for a running total (hundredths from the
+// default, pending chat credit included): clamped, whole points rounded
+// down. The portal and the REST API show leaderboards with it.
+func Points(total int64) int { return int((DefaultScore*100 + clamp(total)) / 100) }
 
-// tier names a score as the reference does.
-func tier(score int) string {
+// Tier names a score as the reference does.
+func Tier(score int) string {
 	switch {
 	case score >= 800:
 		return "exceptional"
@@ -271,7 +273,7 @@ func standingOf(ctx context.Context, q store.Querier, community, subject string)
 	if err != nil {
 		return standing{}, false, fmt.Errorf("reputation: unable to read the score: %w", err)
 	}
-	s.score = points(total)
+	s.score = Points(total)
 	// Ranked by the score shown: everyone at the ceiling shares the top.
 	err = q.QueryRow(ctx, `SELECT count(*) FILTER (WHERE least(greatest(total + pending, $3), $4) > $2) + 1, count(*)
 		FROM reputation_scores WHERE community_id = $1`, community, clamp(total), int64(lowest), int64(highest)).Scan(&s.rank, &s.of)
@@ -298,7 +300,7 @@ func leaders(ctx context.Context, q store.Querier, community string, n int) ([]l
 		var l leader
 		var total int64
 		err := r.Scan(&l.display, &total)
-		l.score = points(total)
+		l.score = Points(total)
 		return l, err
 	})
 }

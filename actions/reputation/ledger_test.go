@@ -94,8 +94,8 @@ func TestRecordOnceAndClamped(t *testing.T) {
 			return err
 		})
 	}
-	if total, _, _ := scoreRow(t, st, c, bob.subject); points(total) != 301 {
-		t.Errorf("score %d, want 301", points(total))
+	if total, _, _ := scoreRow(t, st, c, bob.subject); Points(total) != 301 {
+		t.Errorf("score %d, want 301", Points(total))
 	}
 	if got := ledgerRows(t, st, c, bob.subject); len(got) != 5 {
 		t.Errorf("ledger %v, want 5 entries", got)

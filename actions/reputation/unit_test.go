@@ -119,8 +119,8 @@ func TestPointsAndTier(t *testing.T) {
 		{0, 600, "fair"}, {1, 600, "fair"}, {-1, 599, "fair"}, {-2001, 579, "poor"}, {25000, 850, "exceptional"},
 		{99999, 850, "exceptional"}, {-99999, 300, "poor"}, {7000, 670, "good"}, {14000, 740, "very good"},
 	} {
-		if s := points(c.total); s != c.score || tier(s) != c.tier {
-			t.Errorf("points(%d) = %d (%s), want %d (%s)", c.total, s, tier(s), c.score, c.tier)
+		if s := Points(c.total); s != c.score || Tier(s) != c.tier {
+			t.Errorf("Points(%d) = %d (%s), want %d (%s)", c.total, s, Tier(s), c.score, c.tier)
 		}
 	}
 }

@@ -1,16 +1,11 @@
 package restapi
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/url"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/waddlebot/waddlebot/actions/builtin"
+	"github.com/waddlebot/waddlebot/actions/external"
 	"github.com/waddlebot/waddlebot/actions/memories"
 	"github.com/waddlebot/waddlebot/actions/reputation"
 	"github.com/waddlebot/waddlebot/internal/logging"
@@ -47,9 +43,6 @@ const maxLeaders = 50
 
 // maxSecretBytes mirrors the portal's bound on a pasted secret.
 const maxSecretBytes = 4096
-
-// maxManifestBytes mirrors the portal's bound on a manifest.
-const maxManifestBytes = 256 << 10
 
 func (s *Server) moreRoutes() []route {
 	const c = "/communities/{id}"
@@ -451,29 +444,6 @@ func (s *Server) deleteQuote(c *call) (int, any, error) {
 
 // Reputation.
 
-// reputationPoints mirrors the reputation module's shown score: clamped,
-// whole points rounded down.
-func reputationPoints(total int64) int {
-	lowest := int64(reputation.MinScore-reputation.DefaultScore) * 100
-	highest := int64(reputation.MaxScore-reputation.DefaultScore) * 100
-	return int((int64(reputation.DefaultScore)*100 + min(max(total, lowest), highest)) / 100)
-}
-
-// reputationTier names a score as the reputation module does.
-func reputationTier(score int) string {
-	switch {
-	case score >= 800:
-		return "exceptional"
-	case score >= 740:
-		return "very good"
-	case score >= 670:
-		return "good"
-	case score >= 580:
-		return "fair"
-	}
-	return "poor"
-}
-
 func (s *Server) leaderboard(c *call) (int, any, error) {
 	n := maxLeaders
 	if v := c.r.URL.Query().Get("n"); v != "" {
@@ -489,7 +459,7 @@ func (s *Server) leaderboard(c *call) (int, any, error) {
 	}
 	out := Leaders{Items: []Leader{}}
 	for i, row := range rows {
-		score := reputationPoints(row.Total)
+		score := reputation.Points(row.Total)
 		name := row.DisplayName
 		if name == "" {
 			name = row.Subject
@@ -499,7 +469,7 @@ func (s *Server) leaderboard(c *call) (int, any, error) {
 		if i > 0 && out.Items[i-1].Score == score {
 			rank = out.Items[i-1].Rank
 		}
-		out.Items = append(out.Items, Leader{Rank: rank, Name: name, Score: score, Tier: reputationTier(score)})
+		out.Items = append(out.Items, Leader{Rank: rank, Name: name, Score: score, Tier: reputation.Tier(score)})
 	}
 	return http.StatusOK, out, nil
 }
@@ -788,59 +758,6 @@ func (s *Server) siteAudit(c *call) (int, any, error) {
 // modules first upsert their manifests into a fresh catalogue.
 var builtinNames = sync.OnceValue(builtin.Names)
 
-// parseManifest reads a manifest as the portal's form does: strictly (a
-// misspelt field is an error, not a setting dropped), external, off by
-// default and not named like a built-in module.
-func parseManifest(doc []byte) (schemas.Manifest, error) {
-	var m schemas.Manifest
-	if len(bytes.TrimSpace(doc)) == 0 || bytes.Equal(bytes.TrimSpace(doc), []byte("null")) {
-		return m, errors.New("give the module's manifest (a JSON object)")
-	}
-	if len(doc) > maxManifestBytes {
-		return m, fmt.Errorf("the manifest is over %d KiB", maxManifestBytes>>10)
-	}
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return m, fmt.Errorf("the manifest is not valid JSON for a manifest: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return m, errors.New("the manifest has something after its closing brace")
-	}
-	m.External = true
-	if slices.Contains(builtinNames(), m.Name) {
-		return m, fmt.Errorf("%q is the name of a built-in module; choose another name", m.Name)
-	}
-	if err := m.Validate(); err != nil {
-		return m, err
-	}
-	if m.DefaultEnabled {
-		return m, errors.New(`external modules are off until a community enables them: remove "default_enabled"`)
-	}
-	return m, nil
-}
-
-// checkWebhookURL mirrors the portal: https, or plain http to this machine
-// in dev.
-func checkWebhookURL(raw string, dev bool) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
-		return errors.New("the webhook URL must be an absolute https:// URL without credentials or fragment")
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		ip := net.ParseIP(host)
-		if dev && (host == "localhost" || (ip != nil && ip.IsLoopback())) {
-			return nil
-		}
-		return errors.New("the webhook URL must use https (plain http is allowed only to localhost in waddlebot dev)")
-	}
-	return errors.New("the webhook URL must use https")
-}
-
 func (s *Server) listExternal(c *call) (int, any, error) {
 	mods, err := s.st.ExternalModules(c.ctx())
 	if err != nil {
@@ -859,7 +776,7 @@ func (s *Server) addExternal(c *call) (int, any, error) {
 	if err := c.decode(&in); err != nil {
 		return 0, nil, err
 	}
-	m, err := parseManifest(in.Manifest)
+	m, err := external.ParseManifest(in.Manifest, builtinNames())
 	if err != nil {
 		return 0, nil, invalid("The manifest was refused: "+err.Error(), map[string]any{"manifest": err.Error()})
 	}
@@ -871,7 +788,7 @@ func (s *Server) addExternal(c *call) (int, any, error) {
 			return 0, nil, invalid("A NATS module has no URL: leave it out, or choose webhook.", map[string]any{"url": "must be empty for nats"})
 		}
 	case store.ExternalWebhook:
-		if err := checkWebhookURL(in.URL, s.cfg.DevWebhooks); err != nil {
+		if err := external.CheckWebhookURL(in.URL, s.cfg.DevWebhooks); err != nil {
 			return 0, nil, invalid("The URL was refused: "+err.Error()+".", map[string]any{"url": err.Error()})
 		}
 		b := make([]byte, 32)

@@ -1,9 +1,12 @@
-package portal
+package external
 
 import (
 	"strings"
 	"testing"
 )
+
+// builtin stands for the built-in modules' names.
+var builtin = []string{"alias", "core"}
 
 func TestCheckWebhookURL(t *testing.T) {
 	cases := []struct {
@@ -28,7 +31,7 @@ func TestCheckWebhookURL(t *testing.T) {
 		{"", false, "absolute"},
 	}
 	for _, c := range cases {
-		err := checkWebhookURL(c.url, c.dev)
+		err := CheckWebhookURL(c.url, c.dev)
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%q dev=%v: %v, want %q", c.url, c.dev, err, c.want)
 		}
@@ -40,7 +43,8 @@ func TestParseManifest(t *testing.T) {
 		doc, want string
 	}{
 		{`{"name":"bridge","version":"1.0.0","commands":[{"name":"go","permission":"everyone"}]}`, ""},
-		{`  `, "paste"},
+		{`  `, "give the module"},
+		{`null`, "give the module"},
 		{`[]`, "not valid JSON"},
 		{`{"name":"bridge","version":"1.0.0","external":false}`, ""},
 		{`{"name":"bridge","version":"1.0.0","extra":1}`, "unknown field"},
@@ -50,7 +54,7 @@ func TestParseManifest(t *testing.T) {
 		{`{"name":"bridge","version":"1.0.0","default_enabled":true}`, "off until"},
 	}
 	for _, c := range cases {
-		m, err := parseManifest([]byte(c.doc))
+		m, err := ParseManifest([]byte(c.doc), builtin)
 		switch {
 		case c.want == "" && (err != nil || !m.External):
 			t.Errorf("%s: %v %+v", c.doc, err, m)
@@ -67,14 +71,14 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add([]byte(`{"name":"x","version":"1.0.0","triggers":[{"kind":"follow","per":"user","window_ms":5}],"settings":{"type":"object"}}`))
 	f.Add([]byte(`{"name":"core","version":"1.0.0"}`))
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		m, err := parseManifest(doc)
+		m, err := ParseManifest(doc, builtin)
 		if err != nil {
 			return
 		}
 		if !m.External || m.DefaultEnabled || m.Validate() != nil {
 			t.Fatalf("accepted %+v", m)
 		}
-		for _, n := range builtinNames() {
+		for _, n := range builtin {
 			if m.Name == n {
 				t.Fatalf("accepted built-in name %s", n)
 			}
