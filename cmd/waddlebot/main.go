@@ -32,7 +32,7 @@ func commands() []command {
 		{"migrate", "apply the database migrations", runMigrate},
 		{"secrets", "secrets rotate: re-encrypt the stored secrets with a new WADDLEBOT_SECRET_KEY", runSecrets},
 		{"dlq", "dlq list [--stream S] | show <seq> | replay <seq>|--all [--keep]: work the dead letters", runDLQ},
-		{"bench", "drive chat through the real pipeline and a raw JetStream chain; print throughput and latency", runBench},
+		{"bench", "drive chat through the real pipeline and a raw JetStream chain; print throughput and latency; bench soak: steady load against a running deployment", runBench},
 		{"config", "print the effective settings, secrets masked", runConfig},
 		{"version", "print the version", runVersion},
 		{"nats-config", "nats-config [--dir D]: write the NATS operator, accounts, server.conf and one creds file per part", runNATSConfig},
