@@ -90,6 +90,7 @@ type Windows struct {
 
 	mu    sync.Mutex
 	cache map[string]cached // last value and revision we saw, to save a read
+	swept time.Time         // when idle entries were last dropped
 }
 
 type cached struct {
@@ -105,6 +106,13 @@ type entry struct {
 
 const entrySize = 16
 const maxCache = 50000
+
+// idleAfter is how long a cached window may go unused before it is dropped:
+// the default WINDOWS_TTL, after which the bucket has dropped the key too,
+// so forgetting it costs nothing (with a longer TTL, a returning key costs
+// one extra read). Without it the cache of a busy router fills with every
+// user who ever spoke, up to maxCache.
+const idleAfter = 10 * time.Minute
 
 // NewWindows uses a bucket with a TTL longer than any window (streams.BucketWindows).
 func NewWindows(kv jetstream.KeyValue) *Windows {
@@ -220,6 +228,15 @@ func (w *Windows) refresh(ctx context.Context, key string) error {
 func (w *Windows) remember(key string, rev uint64, entries []entry) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	now := w.now()
+	if now.Sub(w.swept) >= time.Minute {
+		w.swept = now
+		for k, c := range w.cache {
+			if now.Sub(c.used) > idleAfter {
+				delete(w.cache, k)
+			}
+		}
+	}
 	if len(w.cache) >= maxCache {
 		// Drop the least recently used tenth rather than track exact LRU order.
 		cutoff := w.now().Add(-time.Minute)
@@ -232,7 +249,7 @@ func (w *Windows) remember(key string, rev uint64, entries []entry) {
 			}
 		}
 	}
-	w.cache[key] = cached{rev: rev, entries: entries, used: w.now()}
+	w.cache[key] = cached{rev: rev, entries: entries, used: now}
 }
 
 func (w *Windows) forget(key string) {

@@ -241,3 +241,35 @@ func TestIsConflict(t *testing.T) {
 		}
 	}
 }
+
+// Windows nobody used for longer than the bucket keeps them are dropped
+// from memory, so a router's cache holds the users who spoke lately, not
+// every user who ever did; a dropped window still counts right when its
+// user comes back.
+func TestIdleWindowsLeaveTheCache(t *testing.T) {
+	env := natstest.Start(t, nil)
+	now := time.Now()
+	w := coord.NewWindows(bucket(t, env, streams.BucketWindows)).WithClock(func() time.Time { return now })
+	for i := range 100 {
+		if _, err := w.Allow(ctx, fmt.Sprintf("ur.c.user%d", i), "e1", 5, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := w.CachedWindows(); n != 100 {
+		t.Fatalf("%d windows cached, want 100", n)
+	}
+	now = now.Add(11 * time.Minute)
+	if _, err := w.Allow(ctx, "ur.c.newcomer", "e2", 5, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.CachedWindows(); n != 1 {
+		t.Fatalf("%d windows cached after 11 idle minutes, want 1 (the newcomer's)", n)
+	}
+	// user0 comes back: its key is still in the bucket (the test's clock
+	// ran ahead of the bucket's TTL), so the write conflicts, the window is
+	// read again, and the old entry is outside the window.
+	d, err := w.Allow(ctx, "ur.c.user0", "e3", 5, time.Minute)
+	if err != nil || !d.Allowed || d.Count != 1 {
+		t.Fatalf("returning user: %+v, %v; want allowed with 1 entry", d, err)
+	}
+}
