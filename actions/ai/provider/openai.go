@@ -112,28 +112,43 @@ func statusError(status int, raw []byte) *Error {
 	return &Error{Kind: kind, Status: status, Err: errors.New(msg)}
 }
 
-// Chat sends one non-streaming completion request.
-func (o *OpenAI) Chat(ctx context.Context, req Request) (Response, error) {
-	ctx, cancel := withTimeout(ctx, o.cfg.Timeout)
-	defer cancel()
+// post sends a completion request, streaming or not; a transport failure
+// comes back classified.
+func (o *OpenAI) post(ctx context.Context, req Request, stream bool) (*http.Response, error) {
 	body := chatRequest{Model: req.Model, Messages: req.Messages, MaxTokens: req.MaxTokens}
+	accept := "application/json"
+	if stream {
+		body.Stream, body.StreamOptions = true, &streamOptions{IncludeUsage: true}
+		accept = "text/event-stream"
+	}
 	if req.Temperature >= 0 {
 		t := req.Temperature
 		body.Temperature = &t
 	}
 	data, err := json.Marshal(body)
 	if err != nil {
-		return Response{}, &Error{Kind: KindOther, Err: err}
+		return nil, &Error{Kind: KindOther, Err: err}
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, o.endpoint, bytes.NewReader(data))
 	if err != nil {
-		return Response{}, &Error{Kind: KindOther, Err: err}
+		return nil, &Error{Kind: KindOther, Err: err}
 	}
 	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/json")
+	hreq.Header.Set("Accept", accept)
 	hresp, err := o.http.Do(hreq)
 	if err != nil {
-		return Response{}, classifyTransport(ctx, err)
+		return nil, classifyTransport(ctx, err)
+	}
+	return hresp, nil
+}
+
+// Chat sends one non-streaming completion request.
+func (o *OpenAI) Chat(ctx context.Context, req Request) (Response, error) {
+	ctx, cancel := withTimeout(ctx, o.cfg.Timeout)
+	defer cancel()
+	hresp, err := o.post(ctx, req, false)
+	if err != nil {
+		return Response{}, err
 	}
 	defer hresp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(hresp.Body, maxAnswer))

@@ -2,13 +2,11 @@ package provider
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 )
 
@@ -51,25 +49,9 @@ type streamChunk struct {
 func (o *OpenAI) ChatStream(ctx context.Context, req Request, fn func(delta string) error) (Response, error) {
 	ctx, cancel := withTimeout(ctx, o.cfg.Timeout)
 	defer cancel()
-	body := chatRequest{Model: req.Model, Messages: req.Messages, MaxTokens: req.MaxTokens, Stream: true,
-		StreamOptions: &streamOptions{IncludeUsage: true}}
-	if req.Temperature >= 0 {
-		t := req.Temperature
-		body.Temperature = &t
-	}
-	data, err := json.Marshal(body)
+	hresp, err := o.post(ctx, req, true)
 	if err != nil {
-		return Response{}, &Error{Kind: KindOther, Err: err}
-	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, o.endpoint, bytes.NewReader(data))
-	if err != nil {
-		return Response{}, &Error{Kind: KindOther, Err: err}
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "text/event-stream")
-	hresp, err := o.http.Do(hreq)
-	if err != nil {
-		return Response{}, classifyTransport(ctx, err)
+		return Response{}, err
 	}
 	defer hresp.Body.Close()
 	if hresp.StatusCode >= 400 {
