@@ -143,37 +143,9 @@ func (c *Collector) RunIntake(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return runBoth(ctx, gw.Run, func(ctx context.Context) error {
-		return ServeAPI(ctx, APIConfig{Conn: c.cfg.Conn, Platform: c.platform, Logger: c.log})
-	})
-}
-
-// runBoth runs the gateway and the lookups until ctx ends or one fails,
-// which stops the other: a replica that cannot serve one is restarted
-// whole.
-func runBoth(ctx context.Context, gateway, lookups func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, 2)
-	run := func(name string, f func(context.Context) error) {
-		go func() {
-			err := f(ctx)
-			if err != nil && ctx.Err() == nil {
-				err = fmt.Errorf("discord: %s stopped: %w", name, err)
-			} else {
-				err = nil
-			}
-			errs <- err
-		}()
-	}
-	run("gateway", gateway)
-	run("lookups", lookups)
-	var first error
-	for range 2 {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-			cancel()
-		}
-	}
-	return first
+	return collectors.RunTogether(ctx, "discord",
+		collectors.Task{Name: "gateway", Run: gw.Run},
+		collectors.Task{Name: "lookups", Run: func(ctx context.Context) error {
+			return ServeAPI(ctx, APIConfig{Conn: c.cfg.Conn, Platform: c.platform, Logger: c.log})
+		}})
 }

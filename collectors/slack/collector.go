@@ -168,34 +168,11 @@ func (c *Collector) Sender() *collectors.Sender { return c.sender }
 // Mode connection (in socket mode) until ctx ends; with the Events API the
 // HTTP routes are the intake.
 func (c *Collector) RunIntake(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, 2)
-	run := func(name string, f func(context.Context) error) {
-		go func() {
-			err := f(ctx)
-			if err != nil && ctx.Err() == nil {
-				err = fmt.Errorf("slack: %s stopped: %w", name, err)
-			} else {
-				err = nil
-			}
-			errs <- err
-		}()
-	}
-	run("intake", c.runSocket)
-	run("lookups", func(ctx context.Context) error {
-		return ServeAPI(ctx, APIConfig{Conn: c.cfg.Conn, Members: c.members, Logger: c.log})
-	})
-	var first error
-	for range 2 {
-		if err := <-errs; err != nil && first == nil {
-			// One failing stops the other: a replica that cannot serve
-			// one is restarted whole.
-			first = err
-			cancel()
-		}
-	}
-	return first
+	return collectors.RunTogether(ctx, "slack",
+		collectors.Task{Name: "intake", Run: c.runSocket},
+		collectors.Task{Name: "lookups", Run: func(ctx context.Context) error {
+			return ServeAPI(ctx, APIConfig{Conn: c.cfg.Conn, Members: c.members, Logger: c.log})
+		}})
 }
 
 // runSocket holds the Socket Mode connection (in socket mode) until ctx

@@ -255,33 +255,12 @@ func (c *Collector) RunIntake(ctx context.Context) error {
 	}
 	defer func() { _ = botChanges.Unsubscribe() }()
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, 3)
-	run := func(name string, f func(context.Context) error) {
-		go func() {
-			err := f(ctx)
-			if err != nil && ctx.Err() == nil {
-				err = fmt.Errorf("twitch: %s stopped: %w", name, err)
-			} else {
-				err = nil
-			}
-			errs <- err
-		}()
-	}
-	run("eventsub", transport)
-	run("lookups", func(ctx context.Context) error {
-		return ServeAPI(ctx, APIConfig{Conn: c.cfg.Conn, Helix: c.helix, Tokens: c.tokens, Logger: c.log})
-	})
-	run("token validation", func(ctx context.Context) error { return c.tokens.RunValidator(ctx, c.cfg.ValidateEvery) })
-	var first error
-	for range 3 {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-			cancel()
-		}
-	}
-	return first
+	return collectors.RunTogether(ctx, "twitch",
+		collectors.Task{Name: "eventsub", Run: transport},
+		collectors.Task{Name: "lookups", Run: func(ctx context.Context) error {
+			return ServeAPI(ctx, APIConfig{Conn: c.cfg.Conn, Helix: c.helix, Tokens: c.tokens, Logger: c.log})
+		}},
+		collectors.Task{Name: "token validation", Run: func(ctx context.Context) error { return c.tokens.RunValidator(ctx, c.cfg.ValidateEvery) }})
 }
 
 // revoked handles a webhook revocation: the grant is gone, so the account
