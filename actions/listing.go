@@ -78,7 +78,7 @@ func (l Listing) split(limit int) [][]string {
 	var cur []string
 	used := 0
 	for _, item := range l.Items {
-		item = clip(item, room)
+		item = Clip(item, room)
 		cost := runes(item)
 		if len(cur) > 0 {
 			cost += runes(l.sep())
@@ -95,8 +95,8 @@ func (l Listing) split(limit int) [][]string {
 
 func runes(s string) int { return utf8.RuneCountInString(s) }
 
-// clip shortens s to n characters, marking the cut.
-func clip(s string, n int) string {
+// Clip shortens s to n characters (runes), marking the cut with "…".
+func Clip(s string, n int) string {
 	if runes(s) <= n {
 		return s
 	}

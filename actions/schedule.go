@@ -32,7 +32,7 @@ func Schedule(ctx context.Context, st *store.Store, tx pgx.Tx, inv *schemas.Invo
 		job.Target = schemas.TargetOf(&inv.Event)
 	}
 	if job.CreatedBy == "" {
-		job.CreatedBy = inv.Event.Platform + ":" + inv.Event.User.ID
+		job.CreatedBy = UserKey(inv)
 	}
 	return job, st.ScheduleJob(ctx, tx, job)
 }

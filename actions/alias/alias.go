@@ -95,7 +95,7 @@ func (m *module) handle(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx)
 		return nil, errors.New("alias: built without a store, or run outside the outbox transaction")
 	}
 	p := actions.CommandPrefix(inv)
-	sub, rest := cutWord(inv.ArgText)
+	sub, rest := actions.CutWord(inv.ArgText)
 	var text string
 	var err error
 	switch strings.ToLower(sub) {
@@ -110,7 +110,7 @@ func (m *module) handle(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx)
 	case "":
 		text = usage(p)
 	default:
-		text = fmt.Sprintf("%salias has no %q. %s", p, clip(sub, MaxName), usage(p))
+		text = fmt.Sprintf("%salias has no %q. %s", p, actions.Clip(sub, MaxName), usage(p))
 	}
 	if err != nil {
 		return nil, err
@@ -125,7 +125,7 @@ func usage(p string) string {
 
 func (m *module) add(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, rest string) (string, error) {
 	p := actions.CommandPrefix(inv)
-	rawName, rawTarget := cutWord(rest)
+	rawName, rawTarget := actions.CutWord(rest)
 	name, target, cat, ch, problem, err := prepare(ctx, m.store, tx, inv.Community.ID, p, rawName, rawTarget, m.maxDepth)
 	if err != nil || problem != "" {
 		return problem, err
@@ -185,7 +185,7 @@ func (m *module) moduleOff(ctx context.Context, communityID string, cat catalogu
 
 func (m *module) remove(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, rest string) (string, error) {
 	p := actions.CommandPrefix(inv)
-	rawName, extra := cutWord(rest)
+	rawName, extra := actions.CutWord(rest)
 	if rawName == "" || extra != "" {
 		return fmt.Sprintf("Usage: %salias remove <name>", p), nil
 	}
@@ -261,7 +261,7 @@ func (m *module) list(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, r
 	}
 	items := make([]string, len(existing))
 	for i, a := range existing {
-		items[i] = p + a.Name + " → " + clip(display(a.Target, p), listTargetClip)
+		items[i] = p + a.Name + " → " + actions.Clip(display(a.Target, p), listTargetClip)
 	}
 	text, _ := actions.Listing{
 		Header: fmt.Sprintf("Aliases (%d):", len(existing)),
@@ -274,7 +274,7 @@ func (m *module) list(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, r
 
 func (m *module) show(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, rest string) (string, error) {
 	p := actions.CommandPrefix(inv)
-	rawName, extra := cutWord(rest)
+	rawName, extra := actions.CutWord(rest)
 	if rawName == "" || extra != "" {
 		return fmt.Sprintf("Usage: %salias show <name>", p), nil
 	}
@@ -377,17 +377,6 @@ func location(name string) *time.Location {
 	return time.UTC
 }
 
-// cutWord splits off the first word of s, and the rest without the white
-// space between: the rest keeps the user's text exactly.
-func cutWord(s string) (word, rest string) {
-	s = strings.TrimLeftFunc(s, unicode.IsSpace)
-	i := strings.IndexFunc(s, unicode.IsSpace)
-	if i < 0 {
-		return s, ""
-	}
-	return s[:i], strings.TrimSpace(s[i:])
-}
-
 // parseName reads an alias name as a moderator types it ("hug" or "!hug")
 // and says what is wrong with a bad one.
 func parseName(raw, p string) (string, string) {
@@ -411,7 +400,7 @@ func parseName(raw, p string) (string, string) {
 	case validName("a" + name):
 		return "", fmt.Sprintf("An alias name starts with a letter: %s%s would read as chat.", p, name)
 	}
-	return "", fmt.Sprintf("%s: %q is not one.", rule, clip(name, MaxName+8))
+	return "", fmt.Sprintf("%s: %q is not one.", rule, actions.Clip(name, MaxName+8))
 }
 
 // validName is the router's rule for a command word (a letter first, or
@@ -501,15 +490,6 @@ func usesCount(target string) bool {
 		i += end + 1
 	}
 	return false
-}
-
-// clip shortens s to n characters, marking the cut.
-func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }
 
 func plural(n int, one, many string) string {

@@ -100,16 +100,6 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
-func TestCutWordKeepsTheRest(t *testing.T) {
-	word, rest := cutWord("  add   hug  !so  {1}  'x'\u202e ")
-	if word != "add" || rest != "hug  !so  {1}  'x'\u202e" {
-		t.Errorf("%q %q", word, rest)
-	}
-	if word, rest := cutWord(""); word != "" || rest != "" {
-		t.Errorf("%q %q", word, rest)
-	}
-}
-
 func TestManifestIsValid(t *testing.T) {
 	m := Manifest()
 	if err := m.Validate(); err != nil {

@@ -182,13 +182,4 @@ func formatWhen(t, now time.Time, loc *time.Location) string {
 	return t.Format("Mon 2 Jan 15:04 MST")
 }
 
-// clip shortens s to n characters; the full text is one command away.
-func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
-}
-
 func pageLimit(inv *schemas.Invocation) int { return schemas.TextLimit(inv.Event.Platform) }

@@ -262,7 +262,7 @@ func (m *module) show(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, e
 		who = fmt.Sprintf(" · %d going", len(going))
 	}
 	if room := limit - utf8.RuneCountInString(head+who); desc != "" && utf8.RuneCountInString(desc) > room {
-		desc = clip(desc, max(room, 2))
+		desc = actions.Clip(desc, max(room, 2))
 	}
 	return head + who + desc, nil
 }
@@ -398,7 +398,7 @@ func (m *module) listEvents(ctx context.Context, inv *schemas.Invocation, tx pgx
 	}
 	items := make([]string, 0, len(events))
 	for _, e := range events {
-		item := fmt.Sprintf("#%d %s — %s", e.number, clip(e.title, 60), formatWhen(e.startsAt, now, location(e.timeZone)))
+		item := fmt.Sprintf("#%d %s — %s", e.number, actions.Clip(e.title, 60), formatWhen(e.startsAt, now, location(e.timeZone)))
 		if e.recurrence != "" {
 			item += " (" + e.recurrence + ")"
 		}

@@ -131,7 +131,7 @@ func dateAt(y, mo, d, h, mi string, sec int, loc *time.Location, typed string) (
 
 // quoted shows a word the user typed in a refusal, escaped and bounded so
 // that no input can stretch the reply past one message.
-func quoted(s string) string { return clip(strconv.Quote(s), 40) }
+func quoted(s string) string { return actions.Clip(strconv.Quote(s), 40) }
 
 func capitalize(s string) string {
 	if s == "" {

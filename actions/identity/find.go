@@ -37,7 +37,7 @@ const maxName = 100
 // found or reached; err is for failures that should retry the invocation.
 func (m *module) find(ctx context.Context, inv *schemas.Invocation, platform, name string) (a account, dest schemas.Target, problem string, err error) {
 	name = strings.TrimSpace(name)
-	shown := clip(name, 50)
+	shown := actions.Clip(name, 50)
 	if platform == schemas.PlatformTwitch {
 		login := strings.TrimPrefix(name, "@")
 		if !twitchLogin.MatchString(login) {
@@ -118,7 +118,7 @@ func (m *module) lookup(ctx context.Context, inv *schemas.Invocation, platform, 
 		}
 		return fmt.Sprintf("%s has no user %s.", platformName(platform), shown)
 	case errors.Is(err, actions.ErrLookupRefused) && errors.As(err, &le):
-		return clip(le.Message, 200)
+		return actions.Clip(le.Message, 200)
 	}
 	m.log.Warn("identity: account lookup failed", logging.KeyPlatform, platform, logging.Err(err))
 	return fmt.Sprintf("I can't reach %s right now; try again in a minute.", platformName(platform))
@@ -129,13 +129,4 @@ func serverWord(platform string) string {
 		return "Slack workspace"
 	}
 	return "Discord server"
-}
-
-// clip shortens s to n runes, marking the cut.
-func clip(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }

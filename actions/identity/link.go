@@ -65,7 +65,7 @@ func (m *module) link(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, m
 	}
 	platform, ok := platformArg(word)
 	if !ok {
-		return fmt.Sprintf("I can link accounts on Twitch, Discord and Slack, not %q. %s", clip(word, 25), linkUsage(inv)), nil
+		return fmt.Sprintf("I can link accounts on Twitch, Discord and Slack, not %q. %s", actions.Clip(word, 25), linkUsage(inv)), nil
 	}
 	name := strings.TrimSpace(rest)
 	if name == "" {
@@ -109,7 +109,7 @@ func (m *module) link(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, m
 			return "", err
 		} else if ok && have.userID != target.userID {
 			return fmt.Sprintf("Your %s account %s is linked already; %sunlink %s first to link another.",
-				platformName(platform), clip(have.name(), 50), actions.CommandPrefix(inv), platform), nil
+				platformName(platform), actions.Clip(have.name(), 50), actions.CommandPrefix(inv), platform), nil
 		}
 	}
 	owner, err := personOf(ctx, tx, target)
@@ -118,10 +118,10 @@ func (m *module) link(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, m
 	}
 	switch {
 	case owner != "" && owner == person:
-		return fmt.Sprintf("%s on %s is linked to you already.", clip(target.name(), 50), platformName(platform)), nil
+		return fmt.Sprintf("%s on %s is linked to you already.", actions.Clip(target.name(), 50), platformName(platform)), nil
 	case owner != "":
 		return fmt.Sprintf("%s on %s is linked to someone else already; it can be linked again only once it is unlinked.",
-			clip(target.name(), 50), platformName(platform)), nil
+			actions.Clip(target.name(), 50), platformName(platform)), nil
 	}
 
 	code, err := newCode()
@@ -146,11 +146,11 @@ func (m *module) link(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, m
 	// reads it there proves they hold that account.
 	if err := actions.SendPrivately(ctx, dest, fmt.Sprintf(
 		"WaddleBot link code: %s. %s on %s asked to link this account to theirs. If that was you, type %sverify %s there within %d minutes. If not, ignore this message.",
-		code, clip(me.name(), 50), platformName(me.platform), prefix, code, int(CodeTTL.Minutes()))); err != nil {
+		code, actions.Clip(me.name(), 50), platformName(me.platform), prefix, code, int(CodeTTL.Minutes()))); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("I sent a code privately to %s on %s. Type %sverify <code> here within %d minutes.",
-		clip(target.name(), 50), platformName(platform), prefix, int(CodeTTL.Minutes())), nil
+		actions.Clip(target.name(), 50), platformName(platform), prefix, int(CodeTTL.Minutes())), nil
 }
 
 // verify serves `!verify <code>`.
@@ -219,9 +219,9 @@ func (m *module) verify(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx,
 	}
 	switch {
 	case owner != "" && owner == person:
-		return fmt.Sprintf("%s on %s is linked to you already.", clip(target.name(), 50), platformName(target.platform)), nil
+		return fmt.Sprintf("%s on %s is linked to you already.", actions.Clip(target.name(), 50), platformName(target.platform)), nil
 	case owner != "":
-		return fmt.Sprintf("%s on %s was linked to someone else meanwhile; nothing changed.", clip(target.name(), 50), platformName(target.platform)), nil
+		return fmt.Sprintf("%s on %s was linked to someone else meanwhile; nothing changed.", actions.Clip(target.name(), 50), platformName(target.platform)), nil
 	}
 	if person == "" {
 		person = uuid.NewString()
@@ -235,7 +235,7 @@ func (m *module) verify(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx,
 		return "", err
 	} else if ok {
 		return fmt.Sprintf("Your %s account %s was linked meanwhile; %sunlink %s first to link another.",
-			platformName(target.platform), clip(have.name(), 50), prefix, target.platform), nil
+			platformName(target.platform), actions.Clip(have.name(), 50), prefix, target.platform), nil
 	}
 	if err := addAccount(ctx, tx, person, target); err != nil {
 		return "", err
@@ -247,7 +247,7 @@ func (m *module) verify(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx,
 		return "", fmt.Errorf("identity: unable to audit a link: %w", err)
 	}
 	return fmt.Sprintf("Linked: %s on %s is you too. Your reputation and labels now follow you on both.",
-		clip(target.name(), 50), platformName(target.platform)), nil
+		actions.Clip(target.name(), 50), platformName(target.platform)), nil
 }
 
 func addAccount(ctx context.Context, tx pgx.Tx, person string, a account) error {
@@ -304,14 +304,14 @@ func (m *module) unlink(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx,
 	if gone.platform == me.platform && gone.userID == me.userID {
 		return fmt.Sprintf("This %s account is no longer linked to your other accounts.", platformName(platform)), nil
 	}
-	return fmt.Sprintf("Unlinked %s on %s.", clip(gone.name(), 50), platformName(platform)), nil
+	return fmt.Sprintf("Unlinked %s on %s.", actions.Clip(gone.name(), 50), platformName(platform)), nil
 }
 
 // whoami serves `!whoami`.
 func (m *module) whoami(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, me account) (string, error) {
 	prefix := actions.CommandPrefix(inv)
 	var b strings.Builder
-	fmt.Fprintf(&b, "You are %s on %s", clip(me.name(), 50), platformName(me.platform))
+	fmt.Fprintf(&b, "You are %s on %s", actions.Clip(me.name(), 50), platformName(me.platform))
 	person, err := personOf(ctx, tx, me)
 	if err != nil {
 		return "", err
@@ -330,7 +330,7 @@ func (m *module) whoami(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx,
 			if name == "" {
 				name = a.Login
 			}
-			others = append(others, clip(name, 50)+" on "+platformName(a.Platform))
+			others = append(others, actions.Clip(name, 50)+" on "+platformName(a.Platform))
 		}
 	}
 	if len(others) == 0 {
@@ -348,7 +348,7 @@ func (m *module) whoami(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx,
 	if left := expires.Sub(m.clock.Now()); err == nil && left > 0 {
 		minutes := max(1, int(left.Round(time.Minute).Minutes()))
 		fmt.Fprintf(&b, " A code for %s on %s is waiting (%d %s left): %sverify <code>.",
-			clip(target.name(), 50), platformName(target.platform), minutes, plural(minutes, "minute", "minutes"), prefix)
+			actions.Clip(target.name(), 50), platformName(target.platform), minutes, plural(minutes, "minute", "minutes"), prefix)
 	}
 	return b.String(), nil
 }

@@ -149,7 +149,7 @@ func (m *module) listBookmarks(ctx context.Context, inv *schemas.Invocation, tx 
 			rows.Close()
 			return "", fmt.Errorf("memories: unable to list bookmarks: %w", err)
 		}
-		items = append(items, name+": "+clip(u, 80))
+		items = append(items, name+": "+actions.Clip(u, 80))
 	}
 	if err := rows.Err(); err != nil {
 		return "", fmt.Errorf("memories: unable to list bookmarks: %w", err)

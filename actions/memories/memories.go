@@ -185,13 +185,4 @@ func location(name string) *time.Location {
 	return loc
 }
 
-// clip shortens s to n characters for lists; the full text is one command away.
-func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
-}
-
 func pageLimit(inv *schemas.Invocation) int { return schemas.TextLimit(inv.Event.Platform) }

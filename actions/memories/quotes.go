@@ -173,7 +173,7 @@ func (m *module) searchQuotes(ctx context.Context, inv *schemas.Invocation, tx p
 			rows.Close()
 			return "", fmt.Errorf("memories: unable to search quotes: %w", err)
 		}
-		items = append(items, fmt.Sprintf("#%d “%s”", n, clip(text, 80)))
+		items = append(items, fmt.Sprintf("#%d “%s”", n, actions.Clip(text, 80)))
 	}
 	if err := rows.Err(); err != nil {
 		return "", fmt.Errorf("memories: unable to search quotes: %w", err)

@@ -201,7 +201,7 @@ func (m *module) listReminders(ctx context.Context, inv *schemas.Invocation, tx 
 		if err != nil {
 			return "", err
 		}
-		items = append(items, fmt.Sprintf("#%d %s (%s): %s", r.Number, formatWhen(jobs[i].DueAt, now, loc), r.Where, clip(r.Text, 60)))
+		items = append(items, fmt.Sprintf("#%d %s (%s): %s", r.Number, formatWhen(jobs[i].DueAt, now, loc), r.Where, actions.Clip(r.Text, 60)))
 	}
 	text, _ := actions.Listing{
 		Header: "Your reminders:",

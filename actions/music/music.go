@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -200,13 +199,6 @@ func describe(title, artist string) string {
 	return title + " — " + artist
 }
 
-func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
-}
-
 // requester is whose song a request is: the person when accounts are
 // linked, so a limit holds across platforms.
 func requester(inv *schemas.Invocation) string {
@@ -361,11 +353,11 @@ func (m *module) sr(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, set
 		return fmt.Sprintf("Sorry, songs matching %q are not allowed here.", term), nil, nil
 	}
 	if t.Duration > set.MaxDuration {
-		return fmt.Sprintf("%s is %s long; the most allowed here is %s.", clip(describe(t.Title, t.Artist), 80), clock(t.Duration), clock(set.MaxDuration)), nil, nil
+		return fmt.Sprintf("%s is %s long; the most allowed here is %s.", actions.Clip(describe(t.Title, t.Artist), 80), clock(t.Duration), clock(set.MaxDuration)), nil, nil
 	}
 	for _, e := range all {
 		if e.Provider == t.Provider && e.TrackID == t.ID {
-			return fmt.Sprintf("%s is already in the queue.", clip(describe(t.Title, t.Artist), 80)), nil, nil
+			return fmt.Sprintf("%s is already in the queue.", actions.Clip(describe(t.Title, t.Artist), 80)), nil, nil
 		}
 	}
 	if err := p.Enqueue(ctx, cid, t); err != nil {
@@ -380,7 +372,7 @@ func (m *module) sr(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, set
 			return "", nil, err
 		}
 	}
-	name := clip(describe(t.Title, t.Artist), 80)
+	name := actions.Clip(describe(t.Title, t.Artist), 80)
 	if playing == nil && len(waiting) == 0 && !paused && set.Provider == YouTube {
 		if err := start(ctx, tx, id); err != nil {
 			return "", nil, err
@@ -484,13 +476,13 @@ func (m *module) np(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, set
 	playing, _ := split(all)
 	switch {
 	case playing != nil:
-		text := fmt.Sprintf("Now playing: %s, requested by %s.", clip(describe(playing.Title, playing.Artist), 100), playing.RequesterName)
+		text := fmt.Sprintf("Now playing: %s, requested by %s.", actions.Clip(describe(playing.Title, playing.Artist), 100), playing.RequesterName)
 		if paused {
 			text = "Paused: " + text
 		}
 		return text, np, nil
 	case cur != nil:
-		return fmt.Sprintf("Now playing: %s.", clip(describe(cur.Title, cur.Artist), 100)), np, nil
+		return fmt.Sprintf("Now playing: %s.", actions.Clip(describe(cur.Title, cur.Artist), 100)), np, nil
 	}
 	return fmt.Sprintf("Nothing is playing. Request a song with %ssr <song>.", actions.CommandPrefix(inv)), np, nil
 }
@@ -507,7 +499,7 @@ func (m *module) queue(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, 
 	playing, waiting := split(all)
 	var b strings.Builder
 	if playing != nil {
-		b.WriteString("Now: " + clip(describe(playing.Title, playing.Artist), 60) + ".")
+		b.WriteString("Now: " + actions.Clip(describe(playing.Title, playing.Artist), 60) + ".")
 	}
 	if len(waiting) == 0 {
 		if b.Len() > 0 {
@@ -524,7 +516,7 @@ func (m *module) queue(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, 
 		if b.Len() > 0 {
 			b.WriteString(" ")
 		}
-		fmt.Fprintf(&b, "%d. %s (%s)", i+1, clip(describe(e.Title, e.Artist), 60), e.RequesterName)
+		fmt.Fprintf(&b, "%d. %s (%s)", i+1, actions.Clip(describe(e.Title, e.Artist), 60), e.RequesterName)
 	}
 	return b.String(), np, nil
 }
@@ -562,9 +554,9 @@ func (m *module) skip(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx, s
 	} else if err := finish(ctx, tx, playing.ID, "skipped"); err != nil {
 		return "", nil, err
 	}
-	text := "Skipped " + clip(describe(playing.Title, playing.Artist), 80) + "."
+	text := "Skipped " + actions.Clip(describe(playing.Title, playing.Artist), 80) + "."
 	if next != nil {
-		text += " Now playing " + clip(describe(next.Title, next.Artist), 80) + "."
+		text += " Now playing " + actions.Clip(describe(next.Title, next.Artist), 80) + "."
 	}
 	if set.Provider == Spotify {
 		// Spotify moves on by itself; the card follows at the next sync.
@@ -596,7 +588,7 @@ func (m *module) remove(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx)
 	// A song already handed to Spotify's queue stays there: Spotify has no
 	// call to take one out, so the reply says so.
 	if e.Provider == Spotify {
-		return fmt.Sprintf("Removed #%d, %s, from the request list (Spotify may still play it: its queue cannot be edited).", n, clip(describe(e.Title, e.Artist), 80)), nil
+		return fmt.Sprintf("Removed #%d, %s, from the request list (Spotify may still play it: its queue cannot be edited).", n, actions.Clip(describe(e.Title, e.Artist), 80)), nil
 	}
-	return fmt.Sprintf("Removed #%d, %s.", n, clip(describe(e.Title, e.Artist), 80)), nil
+	return fmt.Sprintf("Removed #%d, %s.", n, actions.Clip(describe(e.Title, e.Artist), 80)), nil
 }

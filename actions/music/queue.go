@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/waddlebot/waddlebot/actions"
 	"github.com/waddlebot/waddlebot/internal/store"
 )
 
@@ -88,7 +89,7 @@ func insert(ctx context.Context, tx pgx.Tx, communityID string, t Track, request
 	err := tx.QueryRow(ctx, `
 		INSERT INTO music_queue (community_id, provider, track_id, uri, title, artist, duration_ms, requester, requester_name)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-		communityID, t.Provider, t.ID, t.URI, clip(t.Title, 200), clip(t.Artist, 200), t.Duration.Milliseconds(), requester, clip(name, 100)).Scan(&id)
+		communityID, t.Provider, t.ID, t.URI, actions.Clip(t.Title, 200), actions.Clip(t.Artist, 200), t.Duration.Milliseconds(), requester, actions.Clip(name, 100)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("music: unable to queue a song: %w", err)
 	}

@@ -48,7 +48,7 @@ func (m *module) onEvent(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx
 		case schemas.KindRaid:
 			note = strconv.Itoa(d.Viewers) + " viewers"
 		case schemas.KindTimeout, schemas.KindBan:
-			note = clip(d.Reason, MaxReason)
+			note = actions.Clip(d.Reason, MaxReason)
 		}
 	}
 	_, err = record(ctx, tx, entry{community: inv.Community.ID, who: who, requested: amount,
@@ -81,9 +81,9 @@ func (m *module) rep(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (s
 		}
 		if !found {
 			return fmt.Sprintf("%s: %d (%s). Nothing recorded yet; chatting, following and subscribing raise it.",
-				clip(self.display, 25), DefaultScore, Tier(DefaultScore)), nil
+				actions.Clip(self.display, 25), DefaultScore, Tier(DefaultScore)), nil
 		}
-		return describe(clip(inv.Event.User.Name(), 25), s), nil
+		return describe(actions.Clip(inv.Event.User.Name(), 25), s), nil
 	case 1:
 		who, problem := parseTarget(inv.Args[0])
 		if problem != "" {
@@ -106,7 +106,7 @@ func (m *module) rep(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (s
 		if !found {
 			return fmt.Sprintf("I have no record of %s here yet; everyone starts at %d.", who.shown, DefaultScore), nil
 		}
-		return describe(clip(s.display, 25), s), nil
+		return describe(actions.Clip(s.display, 25), s), nil
 	}
 	return usage(inv), nil
 }
@@ -139,7 +139,7 @@ func (m *module) top(ctx context.Context, inv *schemas.Invocation, tx pgx.Tx) (s
 	// At most 10 names of at most 25 characters: well inside Twitch's 500.
 	parts := make([]string, len(ls))
 	for i, l := range ls {
-		parts[i] = fmt.Sprintf("%d. %s %d", i+1, clip(l.display, 25), l.score)
+		parts[i] = fmt.Sprintf("%d. %s %d", i+1, actions.Clip(l.display, 25), l.score)
 	}
 	return "Top reputation: " + strings.Join(parts, " · "), nil
 }

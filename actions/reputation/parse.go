@@ -83,12 +83,4 @@ func parseAdjust(text string) (adjustment, string) {
 }
 
 // quoted shows a user's text back to them, shortened.
-func quoted(s string) string { return strconv.Quote(clip(s, 30)) }
-
-// clip shortens s to n characters.
-func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
-}
+func quoted(s string) string { return strconv.Quote(actions.Clip(s, 30)) }
