@@ -49,6 +49,9 @@ type account struct {
 	userID   string
 	login    string
 	display  string
+	// resolved: the subject already says whether the account has a person
+	// (the router resolved the invoker's), so asPerson need not ask.
+	resolved bool
 }
 
 // subjectKey is whom a score belongs to: the person, once the identity
@@ -69,6 +72,7 @@ func subjectOf(inv *schemas.Invocation) (account, bool) {
 	ev := &inv.Event
 	u := ev.User
 	personID := inv.PersonID
+	resolved := true
 	if ev.Kind == schemas.KindTimeout || ev.Kind == schemas.KindBan {
 		if ev.Data == nil || ev.Data.Target == nil {
 			return account{}, false
@@ -76,7 +80,7 @@ func subjectOf(inv *schemas.Invocation) (account, bool) {
 		t := *ev.Data.Target
 		if t.ID != u.ID || (t.ID == "" && t.Login != u.Login) {
 			// The person id the router resolved is the moderator's.
-			personID = ""
+			personID, resolved = "", false
 		}
 		u = t
 	}
@@ -91,7 +95,8 @@ func subjectOf(inv *schemas.Invocation) (account, bool) {
 	if login == "" {
 		login = id
 	}
-	return account{subject: subjectKey(personID, ev.Platform, id), platform: ev.Platform, userID: id, login: login, display: u.Name()}, true
+	return account{subject: subjectKey(personID, ev.Platform, id), platform: ev.Platform, userID: id, login: login,
+		display: u.Name(), resolved: resolved}, true
 }
 
 // entry is one change to a subject's score.

@@ -15,10 +15,11 @@ import (
 const personPrefix = "person:"
 
 // asPerson puts an account under its person's key when the account is
-// linked to one: the router resolves the invoker's person, but not that of
-// someone a command or an event names (a ban's target, `!rep @bob`).
+// linked to one: the router resolves the invoker's person (so plain chat
+// costs no lookup here), but not that of someone a command or an event
+// names (a ban's target, `!rep @bob`).
 func asPerson(ctx context.Context, tx pgx.Tx, a account) (account, error) {
-	if strings.HasPrefix(a.subject, personPrefix) {
+	if a.resolved || strings.HasPrefix(a.subject, personPrefix) {
 		return a, nil
 	}
 	var person string
