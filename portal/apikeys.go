@@ -19,7 +19,7 @@ import (
 const maxKeyDays = 366
 
 // newAPI builds the REST API the portal serves at /api/v1.
-func (p *Portal) newAPI() (http.Handler, error) {
+func (p *Portal) newAPI() (*restapi.Server, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return restapi.New(ctx, restapi.Config{Store: p.st, Conn: p.cfg.Conn, RateLimit: p.cfg.APIRateLimit,
@@ -28,9 +28,7 @@ func (p *Portal) newAPI() (http.Handler, error) {
 }
 
 func (p *Portal) mountAPI(srv *ops.Server) {
-	if p.api != nil {
-		srv.Handle(restapi.Base+"/", p.api)
-	}
+	srv.Handle(restapi.Base+"/", p.api)
 }
 
 // API serves /api/v1 (for tests and servers that mount it themselves).

@@ -22,6 +22,8 @@ import (
 	"github.com/waddlebot/waddlebot/internal/natsx"
 	"github.com/waddlebot/waddlebot/internal/ops"
 	"github.com/waddlebot/waddlebot/internal/store"
+	"github.com/waddlebot/waddlebot/portal/openaiapi"
+	"github.com/waddlebot/waddlebot/portal/restapi"
 )
 
 // Base is where the portal's pages live.
@@ -100,7 +102,8 @@ type Portal struct {
 	pages     map[string]*template.Template
 	mux       *http.ServeMux
 	log       *slog.Logger
-	api       http.Handler // /api/v1
+	api       *restapi.Server   // /api/v1
+	openai    *openaiapi.Server // /v1, on the same API keys
 }
 
 //go:embed templates/*.html
@@ -150,6 +153,9 @@ func New(cfg Config) (*Portal, error) {
 	}
 	p.routes()
 	if p.api, err = p.newAPI(); err != nil {
+		return nil, err
+	}
+	if p.openai, err = p.newOpenAI(); err != nil {
 		return nil, err
 	}
 	return p, nil
