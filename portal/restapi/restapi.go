@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -467,9 +466,12 @@ func (s *Server) announce(communityID string) {
 // decode reads a JSON body into v, refusing unknown fields and trailing
 // data.
 func (c *call) decode(v any) error {
-	dec := json.NewDecoder(io.LimitReader(c.r.Body, maxBody+1))
+	dec := json.NewDecoder(http.MaxBytesReader(c.w, c.r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+			return fail(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("The body is over %d bytes.", maxBody), nil)
+		}
 		return fail(http.StatusBadRequest, "bad_json", "The body is not the JSON this endpoint takes: "+err.Error(), nil)
 	}
 	if dec.More() {

@@ -398,6 +398,8 @@ func TestCommunities(t *testing.T) {
 	e.expect(e.do(site, "POST", "/api/v1/communities", `{"name":"X","colour":"red"}`), http.StatusBadRequest, "bad_json")
 	e.expect(e.do(site, "POST", "/api/v1/communities", `{"name":`), http.StatusBadRequest, "bad_json")
 	e.expect(e.do(site, "POST", "/api/v1/communities", `{"name":"X"} {}`), http.StatusBadRequest, "bad_json")
+	// A body over the limit says so, rather than looking like broken JSON.
+	e.expect(e.do(site, "POST", "/api/v1/communities", `{"name":"`+strings.Repeat("x", 2<<20)+`"}`), http.StatusRequestEntityTooLarge, "too_large")
 	r = e.do(site, "POST", "/api/v1/communities", `{"name":"","prefix":"#","time_zone":"Mars/Base"}`)
 	e.expect(r, http.StatusUnprocessableEntity, "invalid")
 	for _, f := range []string{"name", "prefix", "time_zone"} {
