@@ -28,15 +28,7 @@ func lockLinks(ctx context.Context, tx pgx.Tx) error {
 
 // personOf is the person an account belongs to, or "".
 func personOf(ctx context.Context, tx pgx.Tx, a account) (string, error) {
-	var id string
-	err := tx.QueryRow(ctx, `SELECT person_id::text FROM person_accounts WHERE platform = $1 AND user_id = $2`, a.platform, a.userID).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("identity: unable to read the person of an account: %w", err)
-	}
-	return id, nil
+	return store.PersonIn(ctx, tx, a.platform, a.userID)
 }
 
 // accountOn is the person's account on a platform, if any.

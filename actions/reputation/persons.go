@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/waddlebot/waddlebot/internal/store"
 )
 
 // personPrefix starts the subject key of a person.
@@ -22,14 +24,9 @@ func asPerson(ctx context.Context, tx pgx.Tx, a account) (account, error) {
 	if a.resolved || strings.HasPrefix(a.subject, personPrefix) {
 		return a, nil
 	}
-	var person string
-	err := tx.QueryRow(ctx, `SELECT person_id::text FROM person_accounts WHERE platform = $1 AND user_id = $2`,
-		a.platform, a.userID).Scan(&person)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return a, nil
-	}
-	if err != nil {
-		return account{}, fmt.Errorf("reputation: unable to read the person of an account: %w", err)
+	person, err := store.PersonIn(ctx, tx, a.platform, a.userID)
+	if err != nil || person == "" {
+		return a, err
 	}
 	a.subject = personPrefix + person
 	return a, nil

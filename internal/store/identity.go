@@ -10,12 +10,16 @@ import (
 
 // PersonOf returns the person a platform account is linked to, or "" when
 // it is linked to none. The router calls it for every invocation (cached),
-// so linked accounts share what modules keep per person.
+// so linked accounts share what modules keep per person. It reads the
+// primary, not a read replica: a link must count from the next command.
 func (s *Store) PersonOf(ctx context.Context, platform, userID string) (string, error) {
+	return PersonIn(ctx, s.pool, platform, userID)
+}
+
+// PersonIn is PersonOf inside q (a module's transaction).
+func PersonIn(ctx context.Context, q Querier, platform, userID string) (string, error) {
 	var id string
-	// The primary, not a read replica: a link must count from the next
-	// command.
-	err := s.pool.QueryRow(ctx, `SELECT person_id::text FROM person_accounts WHERE platform = $1 AND user_id = $2`,
+	err := q.QueryRow(ctx, `SELECT person_id::text FROM person_accounts WHERE platform = $1 AND user_id = $2`,
 		platform, userID).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
