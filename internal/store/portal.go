@@ -230,19 +230,27 @@ func (s *Store) CreatePortalSession(ctx context.Context, n NewPortalSession) (to
 }
 
 // TouchPortalSession returns the live session of token and marks it seen
-// at now. A session idle longer than idle, past its absolute limit, or of
+// at now (in the table, to the minute). A session idle longer than idle, past its absolute limit, or of
 // a disabled user is deleted and reported as ErrNotFound.
 func (s *Store) TouchPortalSession(ctx context.Context, token string, now time.Time, idle time.Duration) (PortalSession, error) {
 	if token == "" {
 		return PortalSession{}, fmt.Errorf("%w: no session token", ErrNotFound)
 	}
 	var ps PortalSession
+	// last_seen is written at most once a minute: every page view of a
+	// signed-in user passes here, and an idle limit of days does not need
+	// a row write per click.
 	err := s.pool.QueryRow(ctx, `
-		UPDATE portal_sessions ps SET last_seen = $2
-		FROM portal_users u
-		WHERE ps.token_hash = $1 AND u.id = ps.user_id AND NOT u.disabled
-		AND ps.expires_at > $2 AND ps.last_seen > $2 - $3::bigint * interval '1 microsecond'
-		RETURNING `+portalUserColumns+`, ps.csrf_token, ps.created_at, ps.last_seen, ps.expires_at, ps.ip, ps.user_agent`,
+		WITH live AS (
+			SELECT ps.token_hash FROM portal_sessions ps JOIN portal_users u ON u.id = ps.user_id
+			WHERE ps.token_hash = $1 AND NOT u.disabled
+			AND ps.expires_at > $2 AND ps.last_seen > $2 - $3::bigint * interval '1 microsecond'
+		), touched AS (
+			UPDATE portal_sessions SET last_seen = $2
+			WHERE token_hash IN (SELECT token_hash FROM live) AND last_seen < $2 - interval '1 minute'
+		)
+		SELECT `+portalUserColumns+`, ps.csrf_token, ps.created_at, greatest(ps.last_seen, $2), ps.expires_at, ps.ip, ps.user_agent
+		FROM portal_sessions ps JOIN live USING (token_hash) JOIN portal_users u ON u.id = ps.user_id`,
 		hashToken(token), now, idle.Microseconds()).Scan(
 		&ps.User.ID, &ps.User.DisplayName, &ps.User.SuperAdmin, &ps.User.Disabled, &ps.User.CreatedAt,
 		&ps.CSRFToken, &ps.CreatedAt, &ps.LastSeen, &ps.ExpiresAt, &ps.IP, &ps.UserAgent)

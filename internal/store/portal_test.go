@@ -60,6 +60,26 @@ func TestPortalSessionsExpire(t *testing.T) {
 			t.Fatalf("at +%s: %+v %v", at, ps, err)
 		}
 	}
+	// Seen again within the minute: no row write; later: written.
+	lastSeen := func() time.Time {
+		var at time.Time
+		if err := s.Pool().QueryRow(ctx, `SELECT last_seen FROM portal_sessions`).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at.UTC()
+	}
+	if _, err := s.TouchPortalSession(ctx, tok, now.Add(150*time.Minute+30*time.Second), idle); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastSeen(); !got.Equal(now.Add(150 * time.Minute)) {
+		t.Fatalf("last_seen %s after a touch within the minute, want it unchanged", got)
+	}
+	if _, err := s.TouchPortalSession(ctx, tok, now.Add(152*time.Minute), idle); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastSeen(); !got.Equal(now.Add(152 * time.Minute)) {
+		t.Fatalf("last_seen %s, want the touch two minutes later", got)
+	}
 	// Past the absolute limit although never idle.
 	if _, err := s.TouchPortalSession(ctx, tok, now.Add(181*time.Minute), idle); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("past the limit: %v", err)
