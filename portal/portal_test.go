@@ -357,6 +357,13 @@ func TestSessionExpires(t *testing.T) {
 	if status, loc := b.get(e.url + "/portal/"); status != http.StatusSeeOther || loc != "/portal/signin" {
 		t.Fatalf("expired session: %d %s", status, loc)
 	}
+	// The dead session's cookie is cleared, so the browser stops sending it.
+	u, _ := url.Parse(e.url)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "waddlebot_portal" {
+			t.Fatalf("the expired session's cookie is still kept: %v", c)
+		}
+	}
 
 	idle := e.signInTwitch("2", "two")
 	idle.stopAt = e.url + "/portal/signin"

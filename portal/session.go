@@ -73,6 +73,11 @@ func (p *Portal) signedIn(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if ps == nil {
+			if _, err := r.Cookie(p.sessionCookie()); err == nil {
+				// A dead session's cookie goes, or every request would
+				// look it up (and try to delete it) again.
+				p.setCookie(w, p.sessionCookie(), "", -1)
+			}
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
 				p.errorPage(w, r, nil, http.StatusForbidden, "Signed out",
 					"Your session ended, so this change was not made. Sign in again and repeat it.")
